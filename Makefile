@@ -1,0 +1,49 @@
+# rlhf-lab: two commands for a student, a few more for developers.
+#   make lab    create .venv if needed, install the pinned kit, open JupyterLab on notebooks/
+#   make test   the same install, then the whole test suite (unit tests + every notebook via nbval)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.rlhf-lab-installed
+TEST_CMD := $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+.PHONY: install lab test unit notebooks sample models clean help
+
+help:
+	@echo "make lab    install (first time) and open the course in JupyterLab"
+	@echo "make test   install (first time) and run every test and notebook"
+	@echo "make unit   unit tests only;  make notebooks   nbval only"
+	@echo "make models rebuild the shipped embedded model into data/models (about 6 min on 2 cores)"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rlhf-lab needs Python 3.11 or newer, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: install
+	$(TEST_CMD)
+
+unit: install
+	$(PY) -m pytest tests
+
+notebooks: install
+	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env
+
+sample: install
+	$(VENV)/bin/rlhf-lab sample --n 8
+
+models: install
+	$(VENV)/bin/rlhf-lab pretrain --out data/models/tiny-upt
+	$(VENV)/bin/rlhf-lab sft --base data/models/tiny-upt --out data/models/tiny-sft
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,151 @@
+"""Device, seeds, paths and the two run profiles of the course.
+
+Every notebook starts with
+
+    device = get_device()          # cuda, then mps, then cpu; printed once
+    profile = get_profile(device)  # "cpu" (embedded model) or "gpu" (GPT-2 124M)
+
+The profile is chosen from the device and can be overridden with the environment
+variable ``RLHF_LAB_PROFILE=cpu|gpu``; ``RLHF_LAB_MODEL`` overrides only the model
+name (a hub id such as ``"gpt2"``, a local path, or ``"tiny"``). Notebooks print the
+profile so that every shown output says which setting produced it.
+
+Everything the course writes (checkpoints, histories, a student's labels) goes under
+``runs_dir()``: ``RLHF_LAB_RUNS`` if set, else ``runs/`` at the repository root, which
+git ignores. The shipped ``data/`` folder is only ever read.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "RLHF_LAB_PROFILE"
+MODEL_ENV = "RLHF_LAB_MODEL"
+RUNS_ENV = "RLHF_LAB_RUNS"
+
+_printed_device: str | None = None
+
+
+def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
+    """Return the best available device: cuda, then mps, then cpu.
+
+    ``prefer`` ("cpu", "cuda", "mps") forces a choice; asking for one that is not
+    available is an error rather than a silent fallback. The choice is printed once
+    per process so notebooks show it without repeating it.
+    """
+    global _printed_device
+    if prefer is not None:
+        prefer = str(prefer)
+        kind = prefer.split(":")[0]
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {prefer!r} was asked for but no CUDA GPU is available; use 'cpu'")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {prefer!r} was asked for but MPS is not available; use 'cpu'")
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"unknown device {prefer!r}; expected 'cpu', 'cuda' or 'mps'")
+        device = torch.device(prefer)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose and _printed_device != str(device):
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+        print(f"rlhf-lab device: {device} ({name})")
+        _printed_device = str(device)
+    return device
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (all devices). Reseed right before each random cell."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes shared by every notebook; one preset per kind of machine."""
+
+    name: str
+    """Profile name: "cpu" (the embedded model, CI) or "gpu" (GPT-2 124M)."""
+    model_name: str
+    """What `rlhf_lab.models.load_policy` loads: "tiny", a local path or a hub id."""
+    batch_size: int
+    """Prompts per generation / training batch."""
+    max_new_tokens: int
+    """Token budget of a sampled completion."""
+    temperature: float
+    """Sampling temperature (0.7 in the PPO reproductions, COURSE.md)."""
+    n_eval_prompts: int
+    """Held-out prompts used when a notebook reports a mean gold score."""
+    train_steps: int
+    """Optimizer steps for the short in-notebook training demonstrations."""
+
+    @classmethod
+    def cpu(cls) -> "Profile":
+        """The embedded model on a laptop CPU: every notebook under a minute on 2 cores."""
+        return cls(name="cpu", model_name="tiny", batch_size=16, max_new_tokens=48,
+                   temperature=0.7, n_eval_prompts=64, train_steps=60)
+
+    @classmethod
+    def gpu(cls) -> "Profile":
+        """GPT-2 (124M) on one GPU; "gpt2" needs the hub once (or the local cache)."""
+        return cls(name="gpu", model_name="gpt2", batch_size=64, max_new_tokens=48,
+                   temperature=0.7, n_eval_prompts=256, train_steps=300)
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+PROFILES = {"cpu": Profile.cpu, "gpu": Profile.gpu}
+
+
+def get_profile(device: torch.device | str | None = None, verbose: bool = True) -> Profile:
+    """The profile for this machine: "gpu" on CUDA, else "cpu"; ``RLHF_LAB_PROFILE`` overrides.
+
+    ``RLHF_LAB_MODEL`` replaces the profile's model name (for example a GPT-2 checkpoint
+    you pretrained offline, or "tiny" on a GPU for speed).
+    """
+    forced = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if forced:
+        if forced not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV}={forced!r} is not a profile; choose one of {sorted(PROFILES)}")
+        profile, why = PROFILES[forced](), f"from {PROFILE_ENV}"
+    else:
+        dev = torch.device(device) if device is not None else get_device(verbose=False)
+        profile = Profile.gpu() if dev.type == "cuda" else Profile.cpu()
+        why = f"chosen for device {dev.type}"
+    model = os.environ.get(MODEL_ENV, "").strip()
+    if model:
+        profile = replace(profile, model_name=model)
+        why += f", model from {MODEL_ENV}"
+    if verbose:
+        print(f"rlhf-lab profile: {profile.name} ({why}); model {profile.model_name!r}")
+    return profile
+
+
+def repo_root() -> Path:
+    """The checkout this package was installed from (editable install), else the cwd."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_dir() -> Path:
+    """The shipped, read-only data folder (embedded models, simulated labels)."""
+    return repo_root() / "data"
+
+
+def runs_dir(*parts: str, create: bool = True) -> Path:
+    """Where the course writes: ``$RLHF_LAB_RUNS`` or ``<repo>/runs`` (git-ignored)."""
+    base = Path(os.environ.get(RUNS_ENV) or repo_root() / "runs").expanduser()
+    path = base.joinpath(*parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

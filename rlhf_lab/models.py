@@ -1,0 +1,186 @@
+"""The language models of the course: the embedded tiny GPT-2, GPT-2 by name, and the three copies.
+
+The notes (after InstructGPT, Ouyang et al. 2022, §3.5) start RLHF from one supervised
+fine-tuned model pi_SFT and make three copies of it:
+
+1. the baseline pi_0, frozen for the whole of RLHF (the reference of the KL penalty);
+2. the policy pi_theta, the only copy whose parameters RL changes;
+3. the reward model r_phi: the same transformer with its unembedding (n_emb x n_vocab)
+   removed and replaced by a linear map n_emb x 1, a scalar reward (`load_model(...,
+   role="backbone")` gives the transformer without the unembedding; `rlhf_lab.reward`
+   puts the head on).
+
+`load_model` loads any of them from ``"tiny"`` (the shipped SFT model, the offline default),
+``"tiny-base"`` (the shipped pretrained model before SFT), a local folder, or a Hugging Face
+hub id such as ``"gpt2"``. GPT-2 has no PAD token; one is added (PAD is not EOS, COURSE.md).
+"""
+from __future__ import annotations
+
+import copy
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from .config import data_dir
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+SHIPPED = {"tiny": "tiny-sft", "tiny-sft": "tiny-sft", "tiny-base": "tiny-upt", "tiny-upt": "tiny-upt"}
+"""Names of the embedded checkpoints under data/models/ ("tiny" is the SFT model)."""
+DEFAULT_MODEL = "tiny"
+ROLES = ("policy", "reference", "backbone")
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (as GPT-2's) trained on ``texts``, with PAD distinct from EOS.
+
+    Byte-level means any string can be encoded, also text the world never writes.
+    EOS doubles as BOS (GPT-2's convention); prompts are left-padded.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=PAD,
+                                   padding_side="left", model_max_length=10**6)
+
+
+def ensure_pad_token(model, tokenizer) -> None:
+    """Give the tokenizer a PAD token of its own (GPT-2 has none) and make the model agree.
+
+    A new token grows the embedding by one row; PAD positions are always masked, so the
+    row's value never reaches a prediction.
+    """
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        tokenizer.add_special_tokens({"pad_token": PAD})
+        if model.get_input_embeddings().num_embeddings < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+    tokenizer.padding_side = "left"
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is not None:
+            cfg.pad_token_id = tokenizer.pad_token_id
+            cfg.eos_token_id = tokenizer.eos_token_id
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id, "PAD must differ from EOS"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve(name: str) -> tuple[str, str]:
+    """Map a model name to ``(kind, location)``: ("shipped" | "local" | "hub", path or id)."""
+    name = str(name)
+    if name in SHIPPED:
+        return "shipped", str(data_dir() / "models" / SHIPPED[name])
+    if Path(name).expanduser().is_dir():
+        return "local", str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"model folder {name!r} does not exist; the embedded default is {DEFAULT_MODEL!r}")
+    return "hub", name
+
+
+def _from_pretrained(cls, location: str, kind: str, name: str):
+    """``cls.from_pretrained`` with errors that say what went wrong and what to do."""
+    if kind != "hub":
+        try:
+            return cls.from_pretrained(location)
+        except Exception as err:  # a truncated or hand-edited checkpoint fails in many ways
+            hint = ("restore it with `git checkout data/models` or rebuild it with `rlhf-lab pretrain` "
+                    "and `rlhf-lab sft`") if kind == "shipped" else "re-save it with save_pretrained"
+            raise ModelLoadError(f"the checkpoint in {location} could not be read "
+                                 f"({type(err).__name__}: {str(err)[:200]}); it may be corrupt: {hint}") from err
+    try:  # the local Hugging Face cache first: no network needed
+        return cls.from_pretrained(location, local_files_only=True)
+    except OSError:
+        pass
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"model {name!r} is not in the local Hugging Face cache and the hub cannot be reached (offline). "
+            f"Connect once to download it, or use the embedded default {DEFAULT_MODEL!r} (a GPT-2-architecture "
+            f"model shipped in data/models/), or a local folder saved with save_pretrained.")
+    try:
+        return cls.from_pretrained(location)
+    except OSError as err:
+        raise ModelLoadError(f"model {name!r} was not found on the Hugging Face hub ({str(err)[:160]}); "
+                             f"check the spelling (e.g. 'gpt2') or use {DEFAULT_MODEL!r}") from err
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The tokenizer of model ``name``, left-padding, with a PAD token distinct from EOS."""
+    kind, location = resolve(name)
+    tok = _from_pretrained(AutoTokenizer, location, kind, name)
+    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
+        tok.add_special_tokens({"pad_token": PAD})
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
+    """Load ``(model, tokenizer)`` for one of the notes' copies.
+
+    role="policy": a causal LM whose parameters will be trained (pi_theta).
+    role="reference": the same, frozen (requires_grad False) and in eval mode (pi_0).
+    role="backbone": the transformer without its unembedding, for a reward or value
+    model; its last hidden state (B, L, n_emb) feeds a scalar head.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    kind, location = resolve(name)
+    tokenizer = load_tokenizer(name)
+    cls = AutoModel if role == "backbone" else AutoModelForCausalLM
+    model = _from_pretrained(cls, location, kind, name)
+    ensure_pad_token(model, tokenizer)
+    model.to(device or "cpu")
+    if role == "reference":
+        model = freeze(model)
+    return model, tokenizer
+
+
+def freeze(model):
+    """Freeze in place: no gradients, eval mode (dropout off). Returns the model."""
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def frozen_copy(model):
+    """The baseline pi_0: a deep copy of ``model`` that RL never changes."""
+    return freeze(copy.deepcopy(model))
+
+
+def count_parameters(model) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(model) -> str:
+    """One line: architecture sizes and parameter count."""
+    c = model.config
+    return (f"{type(model).__name__}: {c.n_layer} layers, {c.n_head} heads, n_emb={c.n_embd}, "
+            f"n_vocab={c.vocab_size}, context={c.n_positions}, {count_parameters(model) / 1e6:.2f}M parameters")
+
+
+@torch.no_grad()
+def unembedding(model) -> torch.nn.Module:
+    """The last linear layer of the LM, n_emb -> n_vocab (tied to the token embedding in GPT-2)."""
+    return model.get_output_embeddings()
