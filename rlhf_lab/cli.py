@@ -58,7 +58,7 @@ def _run_pretrain(args) -> None:
     cfg = {"tiny": PretrainConfig.tiny, "demo": PretrainConfig.demo, "gpt2": PretrainConfig.gpu}[args.size]()
     cfg = replace(cfg, seed=args.seed, device=args.device, **({"steps": args.steps} if args.steps else {}))
     out = args.out or runs_dir("models", f"{args.size}-upt")
-    _, _, hist = pretrain(cfg, out_dir=out, command="rlhf-lab " + " ".join(sys.argv[1:]))
+    _, _, hist = pretrain(cfg, out_dir=out, command="rlhf-lab " + " ".join(args.argv))
     print(f"saved to {out}: {hist.n_parameters / 1e6:.2f}M parameters, val loss {hist.val_loss[-1]:.3f}, "
           f"{hist.wall_time_s:.0f} s")
 
@@ -73,7 +73,7 @@ def _run_sft(args) -> None:
     cfg = replace(cfg, base=args.base, seed=args.seed, device=args.device,
                   **({"steps": args.steps} if args.steps else {}))
     out = args.out or runs_dir("models", f"{args.size}-sft")
-    _, _, hist = sft(cfg, out_dir=out, command="rlhf-lab " + " ".join(sys.argv[1:]))
+    _, _, hist = sft(cfg, out_dir=out, command="rlhf-lab " + " ".join(args.argv))
     print(f"saved to {out}: val loss {hist.val_loss[-1]:.3f}, {hist.wall_time_s:.0f} s")
 
 
@@ -111,7 +111,9 @@ def _run_sample(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # recorded in the checkpoint's metadata
     from .models import ModelLoadError
 
     try:

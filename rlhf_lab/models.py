@@ -17,6 +17,7 @@ hub id such as ``"gpt2"``. GPT-2 has no PAD token; one is added (PAD is not EOS,
 from __future__ import annotations
 
 import copy
+import json
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -155,6 +156,13 @@ def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
     if role == "reference":
         model = freeze(model)
     return model, tokenizer
+
+
+def model_metadata(name: str = DEFAULT_MODEL) -> dict:
+    """The ``metadata.json`` of a shipped or local checkpoint: how it was made ({} if absent)."""
+    kind, location = resolve(name)
+    path = Path(location) / "metadata.json"
+    return json.loads(path.read_text()) if kind != "hub" and path.exists() else {}
 
 
 def freeze(model):

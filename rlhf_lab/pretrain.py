@@ -224,6 +224,9 @@ def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
         "final_val_loss": round(hist.val_loss[-1], 4), "n_parameters": hist.n_parameters,
         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads(),
         "versions": {"rlhf_lab": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        # a thinned training curve, so notebooks can plot how the shipped model was made
+        "curve": {"steps": hist.steps[::10], "loss": [round(x, 4) for x in hist.loss[::10]],
+                  "val_steps": hist.val_steps, "val_loss": [round(x, 4) for x in hist.val_loss]},
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
 

@@ -1,0 +1,40 @@
+import json
+import subprocess
+import sys
+
+from rlhf_lab.cli import main
+
+
+def test_sample_prints_n_reviews_with_gold_scores(capsys):
+    assert main(["sample", "--n", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("gold ") == 4  # three samples and the summary line
+    assert "mean gold" in out
+
+
+def test_sample_with_own_prompt(capsys):
+    assert main(["sample", "--n", "2", "--prompt", "The soundtrack is", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.count("'The soundtrack is'") == 2
+
+
+def test_unknown_model_is_a_clear_error_and_exit_code_2(capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main(["sample", "--model", "nobody/no-such-model", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "'tiny'" in err
+
+
+def test_pretrain_demo_writes_under_runs_not_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path))
+    assert main(["pretrain", "--size", "demo", "--steps", "3", "--device", "cpu"]) == 0
+    meta = json.loads((tmp_path / "models" / "demo-upt" / "metadata.json").read_text())
+    assert meta["steps"] == 3 and meta["command"].startswith("rlhf-lab")
+
+
+def test_console_script_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "rlhf_lab.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for cmd in ("pretrain", "sft", "sample"):
+        assert cmd in out.stdout

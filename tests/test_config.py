@@ -1,0 +1,66 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from rlhf_lab.config import Profile, get_device, get_profile, runs_dir, set_seed
+
+
+def test_set_seed_reseeds_python_numpy_and_torch():
+    set_seed(123)
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_seed(123)
+    b = (random.random(), np.random.rand(), torch.rand(1).item())
+    assert a == b
+    set_seed(124)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) != a
+
+
+def test_get_device_on_this_machine_and_printed_once(capsys):
+    dev = get_device()
+    assert dev.type in ("cpu", "cuda", "mps")
+    get_device()
+    out = capsys.readouterr().out
+    assert out.count("rlhf-lab device") <= 1
+
+
+def test_asking_for_a_missing_gpu_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        get_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        get_device("tpu")
+
+
+def test_profile_follows_device_and_env_override(monkeypatch, capsys):
+    monkeypatch.delenv("RLHF_LAB_PROFILE", raising=False)
+    monkeypatch.delenv("RLHF_LAB_MODEL", raising=False)
+    assert get_profile("cpu").name == "cpu"
+    assert get_profile("cpu").model_name == "tiny"
+    assert get_profile("cuda").name == "gpu"
+    assert get_profile("cuda").model_name == "gpt2"
+    monkeypatch.setenv("RLHF_LAB_PROFILE", "gpu")
+    assert get_profile("cpu").name == "gpu"
+    monkeypatch.setenv("RLHF_LAB_MODEL", "tiny")
+    p = get_profile("cpu")
+    assert (p.name, p.model_name) == ("gpu", "tiny")
+    assert "profile: gpu" in capsys.readouterr().out
+    monkeypatch.setenv("RLHF_LAB_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="RLHF_LAB_PROFILE='laptop'"):
+        get_profile("cpu")
+
+
+def test_profiles_are_typed_presets():
+    cpu, gpu = Profile.cpu(), Profile.gpu()
+    assert cpu.model_name == "tiny" and gpu.model_name == "gpt2"
+    assert gpu.batch_size > cpu.batch_size
+    assert "temperature=0.7" in cpu.describe()
+
+
+def test_runs_dir_is_configurable(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "elsewhere"))
+    path = runs_dir("labels")
+    assert path == tmp_path / "elsewhere" / "labels"
+    assert path.is_dir()
