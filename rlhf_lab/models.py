@@ -25,7 +25,13 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from transformers.utils import logging as hf_logging
+
 from .config import data_dir
+
+# The embedded model loads in milliseconds; transformers' per-load progress bars would
+# only clutter notebook outputs. Hub downloads keep huggingface_hub's own progress bars.
+hf_logging.disable_progress_bar()
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
