@@ -1,8 +1,5 @@
 """Shared fixtures: the shipped embedded model, loaded once per test session."""
 import pytest
-import torch
-
-torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,23 @@ def test_pad_token_is_added_where_missing(tiny):
     assert model.config.pad_token_id == tok.pad_token_id
     assert model.get_input_embeddings().num_embeddings >= max(n_before, len(tok))
     assert torch.isfinite(model(torch.tensor([[tok.pad_token_id, 5]])).logits).all()
+
+
+def test_shipped_sft_model_writes_well_formed_on_topic_reviews_of_mixed_sentiment(tiny):
+    """The issue's bar for the embedded model: >= 95% well-formed, mostly on topic, mean near neutral."""
+    import statistics
+
+    from rlhf_lab import world
+    from rlhf_lab.config import set_seed
+    from rlhf_lab.generation import sample
+
+    model, tok = tiny
+    prompts = world.ReviewWorld(0).instruction_prompts(128, split="test")
+    set_seed(0)
+    out = sample(model, tok, [p.text for p in prompts], max_new_tokens=48, temperature=0.7)
+    scores = world.judge_many(prompts, out.completions)
+    summary = world.summarise(scores)
+    assert summary["well_formed_rate"] >= 0.95, summary
+    assert summary["on_topic_rate"] >= 0.85, summary
+    assert abs(summary["sentiment"]) < 0.15, summary           # room for RLHF to move
+    assert statistics.pstdev(s.sentiment for s in scores) > 0.3  # both good and bad reviews

@@ -68,3 +68,11 @@ class _FakeTok:
 
     def __call__(self, texts, add_special_tokens=False):
         return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+
+def test_same_seed_reproduces_the_same_weights(demo_run):
+    """`rlhf-lab pretrain` is reproducible: the same config and seed give the same model."""
+    _, cfg, model, _, _ = demo_run
+    again, _, _ = pt.pretrain(cfg, progress=False)
+    for a, b in zip(model.parameters(), again.parameters()):
+        torch.testing.assert_close(a, b)
