@@ -3,6 +3,8 @@
     from rlhf_lab.exercises import check
     check("00.1", my_answer)
 
+A module registers its own checkers with the ``@exercise("NN.k")`` decorator.
+
 `check` prints "correct" or what is off, and never raises, so a notebook with an exercise
 still unanswered (``None``) runs top to bottom. The expected answers are computed from
 the kit itself (the model's config, the gold judges), not typed in, so they stay true
@@ -11,10 +13,15 @@ with the reference on several inputs with ``allclose``.
 """
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any, Callable
 
 _CHECKS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
+# Each notebook's checkers live next to the code they check (one concept, one module);
+# `check` imports that module the first time one of its exercises is asked for.
+_MODULES = {"01": "bandit", "02": "preferences", "03": "reward", "04": "policy_gradient",
+            "05": "ppo", "06": "dpo", "07": "evaluation"}
 
 
 def exercise(name: str):
@@ -27,6 +34,8 @@ def exercise(name: str):
 
 def check(name: str, answer: Any) -> bool:
     """Check ``answer`` for exercise ``name``; prints the verdict and returns it."""
+    if name not in _CHECKS and name[:2] in _MODULES:
+        importlib.import_module(f"rlhf_lab.{_MODULES[name[:2]]}")
     if name not in _CHECKS:
         raise KeyError(f"no exercise {name!r}; known: {sorted(_CHECKS)}")
     if answer is None:
