@@ -1,0 +1,100 @@
+"""Measuring a learned reward against the truth: accuracy, calibration, correlation with gold.
+
+A reward model r_phi is a proxy for what labelers want. The review world's gold judge
+plays the labelers' latent reward r* (notebook 00), so the proxy can be checked:
+
+* calibration: Bradley-Terry predicts p(a > b) = sigmoid(r_a - r_b); among pairs given
+  probability p, a fraction p should really be preferred (reliability diagram);
+* correlation of r_phi with r* on fresh samples (Pearson, and Spearman on ranks, since
+  only the order of rewards matters to a ranking);
+* the pairs it gets most wrong, to read.
+
+Gao et al. (2022) measure over-optimisation the same way: proxy and gold side by side.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+
+
+def _flat_pairs(groups):
+    """(prompt, winner text, loser text) for every ranked pair of every group."""
+    return [(g.prompt, g.completions[w], g.completions[l]) for g in groups for w, l in g.pairs()]
+
+
+def pair_margins(rm, groups) -> torch.Tensor:
+    """r(x, y_w) - r(x, y_l) for every ranked pair of ``groups`` (ranked-group objects). (N,)."""
+    pairs = _flat_pairs(groups)
+    if not pairs:
+        raise ValueError("no ranked pairs to evaluate")
+    prompts = [p for p, _, _ in pairs]
+    return rm.score(prompts, [w for _, w, _ in pairs]) - rm.score(prompts, [l for _, _, l in pairs])
+
+
+def pairwise_accuracy(rm, groups) -> float:
+    """Fraction of ranked pairs where r_phi prefers the labeler's winner."""
+    return (pair_margins(rm, groups) > 0).float().mean().item()
+
+
+def calibration(rm, groups, n_bins: int = 8, seed: int = 0) -> dict[str, list[float]]:
+    """Reliability of p(a > b) = sigmoid(r_a - r_b) on the ranked pairs of ``groups``.
+
+    Each pair is shown in a random orientation (a, b) so that predictions cover (0, 1).
+    Returns per non-empty bin: ``predicted`` (mean p), ``observed`` (fraction where a won),
+    ``count``. A calibrated model has predicted == observed.
+    """
+    margins = pair_margins(rm, groups)
+    rng = random.Random(seed)
+    flip = torch.tensor([rng.random() < 0.5 for _ in range(len(margins))])
+    a_won = (~flip).float()                       # unflipped: a is the winner
+    p = torch.sigmoid(torch.where(flip, -margins, margins))
+    edges = torch.linspace(0, 1, n_bins + 1)
+    out = {"predicted": [], "observed": [], "count": []}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (p >= lo) & ((p < hi) | (hi == 1))
+        if inside.any():
+            out["predicted"].append(p[inside].mean().item())
+            out["observed"].append(a_won[inside].mean().item())
+            out["count"].append(int(inside.sum()))
+    return out
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Average ranks (ties share the mean rank), for Spearman's correlation."""
+    order = torch.argsort(x)
+    ranks = torch.empty_like(x, dtype=torch.float64)
+    ranks[order] = torch.arange(len(x), dtype=torch.float64)
+    for value in torch.unique(x):
+        tie = x == value
+        if tie.sum() > 1:
+            ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def correlation(x, y) -> dict[str, float]:
+    """Pearson and Spearman correlation of two equal-length sequences of numbers."""
+    x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"need two sequences of equal length >= 3, got {len(x)} and {len(y)}")
+    pearson = torch.corrcoef(torch.stack([x, y]))[0, 1].item()
+    spearman = torch.corrcoef(torch.stack([_ranks(x), _ranks(y)]))[0, 1].item()
+    return {"pearson": pearson, "spearman": spearman}
+
+
+def gold_correlation(rm, prompts, completions) -> dict[str, float]:
+    """Correlation of r_phi with the gold judge on (world Prompt, completion) pairs."""
+    from .world import judge_many
+
+    gold = [s.gold for s in judge_many(prompts, completions)]
+    proxy = rm.score([p.text for p in prompts], list(completions))
+    return {**correlation(proxy, gold), "proxy": proxy.tolist(), "gold": gold}
+
+
+def worst_pairs(rm, groups, n: int = 5) -> list[dict]:
+    """The ``n`` ranked pairs r_phi gets most wrong (most negative margin), for reading."""
+    margins = pair_margins(rm, groups)
+    pairs = _flat_pairs(groups)
+    order = torch.argsort(margins)[:n].tolist()
+    return [{"prompt": pairs[i][0], "chosen": pairs[i][1], "rejected": pairs[i][2],
+             "margin": margins[i].item()} for i in order]
