@@ -3,6 +3,7 @@
     rlhf-lab pretrain            # UPT on the review world   -> runs/models/tiny-upt
     rlhf-lab sft                 # SFT on demonstrations     -> runs/models/tiny-sft
     rlhf-lab sample --n 8        # eight reviews with their gold scores
+    rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
 
 Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/``, unless
 ``--out`` names another folder.
@@ -45,6 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", help="your own prompt (repeatable); replaces world prompts")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="token budget per completion (default 48)")
+    _add_common(p)
+
+    p = sub.add_parser("label", help="rank K sampled completions per prompt with simulated labelers "
+                                     "(people label in notebook 02)")
+    p.add_argument("--simulated", action="store_true",
+                   help="use the simulated labelers (required: human labeling happens in the notebook's ranker)")
+    p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
+    p.add_argument("--k", type=int, default=4, help="completions per prompt, 2 to 9 (default 4)")
+    p.add_argument("--labelers", default="gold,enthusiast,concise,focused",
+                   help="comma-separated personas (default gold,enthusiast,concise,focused)")
+    p.add_argument("--model", default="tiny", help="policy to sample from (default tiny, the shipped SFT model)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="token budget per completion (default 48)")
+    p.add_argument("--out", help="output folder for simulated.jsonl and metadata.json (default runs/preferences)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing simulated.jsonl in --out")
     _add_common(p)
     return parser
 
@@ -110,6 +126,30 @@ def _run_sample(args) -> None:
           f"over {len(golds)} samples ({time.perf_counter() - start:.1f} s)")
 
 
+def _run_label(args) -> None:
+    from .config import runs_dir
+    from .labelers import PERSONAS, build_simulated_dataset
+    from .preferences import MAX_K, MIN_K
+
+    if not args.simulated:
+        raise ValueError("people label in notebook 02 (the ranker widget); this command runs simulated "
+                         "labelers: add --simulated")
+    if not MIN_K <= args.k <= MAX_K:
+        raise ValueError(f"--k must be between {MIN_K} and {MAX_K}, got {args.k}")
+    personas = tuple(x.strip() for x in args.labelers.split(",") if x.strip())
+    unknown = [x for x in personas if x not in PERSONAS]
+    if unknown or not personas:
+        raise ValueError(f"unknown labelers {unknown}; choose from {sorted(PERSONAS)}")
+    out = args.out or runs_dir("preferences")
+    meta = build_simulated_dataset(out, n_prompts=args.n_prompts, k=args.k, personas=personas,
+                                   model_name=args.model, temperature=args.temperature,
+                                   max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device,
+                                   command="rlhf-lab " + " ".join(args.argv), overwrite=args.overwrite)
+    print(f"saved {meta['n_records']} rankings ({meta['n_pairs']} pairs) of {meta['n_tasks']} prompts, K={args.k}, "
+          f"by {', '.join(meta['labelers'])} to {out}/simulated.jsonl ({meta['bytes'] / 1e6:.2f} MB, "
+          f"{meta['wall_time_s']:.0f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
@@ -117,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelLoadError
 
     try:
-        {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample}[args.command](args)
+        {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample,
+         "label": _run_label}[args.command](args)
     except (ModelLoadError, ValueError, FloatingPointError, RuntimeError) as err:
         print(f"rlhf-lab {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -36,5 +36,5 @@ def test_pretrain_demo_writes_under_runs_not_data(tmp_path, monkeypatch):
 def test_console_script_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "rlhf_lab.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for cmd in ("pretrain", "sft", "sample"):
+    for cmd in ("pretrain", "sft", "sample", "label"):
         assert cmd in out.stdout

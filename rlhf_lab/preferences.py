@@ -1,0 +1,230 @@
+"""Preference data: K completions per prompt, rankings, an append-only store, and the pairs.
+
+InstructGPT (Ouyang et al. 2022, §3.4-3.5) shows labelers K = 4 to 9 completions of one
+prompt x and asks for a *ranking*, best to worst. A ranking of K completions holds all
+C(K, 2) comparisons (y_w, y_l) at once, which is what the reward model of notebook 03
+learns from through the Bradley-Terry model
+
+    p(y_w > y_l | x) = sigmoid(r(x, y_w) - r(x, y_l))            (InstructGPT eq. 1)
+
+This module is the data half of notebook 02:
+
+* `sample_for_labeling`: K distinct completions per prompt from one batched call;
+* `PreferenceRecord` and `PreferenceStore` (module `store`, re-exported here): one submitted
+  ranking, validated on write and on read, in an append-only JSONL file: one line per
+  submission, written in one ``os.write``, fsynced before it is reported saved, under a lock;
+* `ranking_to_pairs`, `to_pairs`, `export_trl`, `split_by_prompt`: the derived data set
+  in TRL's ``prompt``/``chosen``/``rejected`` columns, split by prompt, never by pair.
+
+Rankings are strict: ties are not allowed (a tie would give no pair and is better
+expressed by skipping). When one labeler submits the same prompt twice (two notebooks on
+one file) both lines are kept; `latest_records` keeps the later one per (labeler, prompt).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .exercises import exercise
+# Records and their store live in `store`; re-exported so notebooks import one module.
+from .store import (MAX_K, MIN_K, SCHEMA_VERSION, PreferenceFileError, PreferenceRecord,  # noqa: F401
+                    PreferenceStore, parse_records, ranking_problem)
+from .world import Prompt, judge_completion
+
+SHIPPED = "preferences/simulated.jsonl"
+"""The simulated data set under data/, made by ``rlhf-lab label --simulated``."""
+
+
+def load_preferences(path: str | os.PathLike | None = None, labeler: str | None = None) -> list[PreferenceRecord]:
+    """Records of a preference file (default: the shipped simulated data set), optionally one labeler's."""
+    from .config import data_dir   # torch-free import of this module: store writers start fast
+
+    records = PreferenceStore(path or data_dir() / SHIPPED).read()
+    return [r for r in records if labeler is None or r.labeler == labeler]
+
+
+def latest_records(records: Iterable[PreferenceRecord]) -> list[PreferenceRecord]:
+    """One record per (labeler, prompt id): the latest submission wins (file order breaks ties)."""
+    latest: dict[tuple[str, str], PreferenceRecord] = {}
+    for r in records:
+        key = (r.labeler, r.prompt_id)
+        if key not in latest or r.created_at >= latest[key].created_at:
+            latest[key] = r
+    return list(latest.values())
+
+
+# ---- sampling K completions per prompt ----------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelTask:
+    """One prompt and its K distinct completions, waiting for a ranking."""
+
+    prompt: Prompt
+    completions: tuple[str, ...]
+    gold: tuple[float, ...]
+    """Gold r*(x, y_k) from the world's judges (hidden from a human labeler)."""
+    model: str
+
+    @property
+    def prompt_id(self) -> str:
+        return self.prompt.id
+
+    @property
+    def k(self) -> int:
+        return len(self.completions)
+
+
+def make_record(task: LabelTask, ranking: list[int], labeler: str, source: str = "human",
+                seconds: float | None = None) -> PreferenceRecord:
+    """The record of ``labeler``'s ranking of ``task`` (validated)."""
+    return PreferenceRecord(prompt_id=task.prompt_id, prompt=task.prompt.text, completions=list(task.completions),
+                            ranking=list(ranking), labeler=labeler, source=source, model=task.model,
+                            gold=list(task.gold), seconds=seconds)
+
+
+def sample_for_labeling(model, tokenizer, prompts: list[Prompt], k: int = 4, max_new_tokens: int = 48,
+                        temperature: float = 0.7, model_name: str = "tiny", device=None,
+                        max_tries: int = 3) -> list[LabelTask]:
+    """K distinct completions y_1..y_K ~ pi(. | x) for each prompt, from one batched call.
+
+    Completions equal after stripping whitespace count once. A prompt left with fewer than
+    K distinct ones is resampled (K more samples for each such prompt, in one batched call)
+    up to ``max_tries`` times; if it still has fewer, it keeps what it has (K_n < K, still a
+    valid ranking task) when that is at least 2, and is dropped with a warning otherwise.
+    """
+    from .generation import sample
+
+    if k < MIN_K:
+        raise ValueError(f"k must be at least {MIN_K} (a ranking needs two completions), got {k}")
+    texts = [p.text for p in prompts]
+    distinct: list[dict[str, str]] = [{} for _ in prompts]
+
+    def add(rows: list[int], completions: list[str]) -> None:
+        for j, row in enumerate(rows):
+            for c in completions[j * k:(j + 1) * k]:
+                if len(distinct[row]) < k:
+                    distinct[row].setdefault(c.strip(), c)
+
+    out = sample(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature,
+                 num_samples=k, device=device)
+    add(list(range(len(prompts))), out.completions)
+    for _ in range(max_tries):
+        short = [i for i, d in enumerate(distinct) if len(d) < k]
+        if not short:
+            break
+        out = sample(model, tokenizer, [texts[i] for i in short], max_new_tokens=max_new_tokens,
+                     temperature=temperature, num_samples=k, device=device)
+        add(short, out.completions)
+    tasks, short, dropped = [], 0, []
+    for p, d in zip(prompts, distinct):
+        if len(d) < MIN_K:
+            dropped.append(p.id)
+            continue
+        short += len(d) < k
+        completions = tuple(d.values())
+        gold = tuple(round(judge_completion(p, c).gold, 6) for c in completions)
+        tasks.append(LabelTask(p, completions, gold, model_name))
+    if short or dropped:
+        warnings.warn(f"{short} prompts have fewer than K={k} distinct completions after {max_tries} resamplings "
+                      f"(kept with fewer); {len(dropped)} had fewer than 2 and were dropped: {dropped[:5]}",
+                      stacklevel=2)
+    return tasks
+
+
+# ---- derived data: pairs, TRL columns, split by prompt ------------------------------------
+
+def ranking_to_pairs(ranking: list[int]) -> list[tuple[int, int]]:
+    """The C(K, 2) (winner, loser) index pairs of a best-to-worst ranking.
+
+    [2, 0, 1] -> [(2, 0), (2, 1), (0, 1)]: every completion beats all that come after it.
+    """
+    return [(ranking[i], ranking[j]) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
+
+
+def to_pairs(records: Iterable[PreferenceRecord]) -> list[dict]:
+    """One row (prompt, chosen, rejected) per comparison, C(K, 2) per record, with ids kept."""
+    rows = []
+    for r in records:
+        for w, l in ranking_to_pairs(r.ranking):
+            rows.append({"prompt": r.prompt, "chosen": r.completions[w], "rejected": r.completions[l],
+                         "prompt_id": r.prompt_id, "labeler": r.labeler, "record_id": r.record_id})
+    return rows
+
+
+def export_trl(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> int:
+    """Write the pairs as JSONL with TRL's ``prompt``/``chosen``/``rejected`` columns (the format
+    its RewardTrainer and DPOTrainer read; ``datasets.load_dataset("json", data_files=path)``).
+    Returns the number of rows."""
+    rows = to_pairs(records)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps({k: row[k] for k in ("prompt", "chosen", "rejected", "prompt_id")}) + "\n")
+    return len(rows)
+
+
+def prompt_split(prompt_id: str, val_fraction: float = 0.1, salt: str = "") -> str:
+    """"train" or "val" from a hash of the prompt id: stable across runs and machines."""
+    h = int.from_bytes(hashlib.sha256(f"{salt}{prompt_id}".encode()).digest()[:8], "big") / 2**64
+    return "val" if h < val_fraction else "train"
+
+
+def split_by_prompt(records: Iterable[PreferenceRecord], val_fraction: float = 0.1,
+                    salt: str = "") -> tuple[list[PreferenceRecord], list[PreferenceRecord]]:
+    """(train, val) records; all records (and so all pairs) of one prompt land on the same side,
+    so no completion seen in training is scored in validation."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    train, val = [], []
+    for r in records:
+        (val if prompt_split(r.prompt_id, val_fraction, salt) == "val" else train).append(r)
+    return train, val
+
+
+# ---- exercises of notebook 02 --------------------------------------------------------------
+
+@exercise("02.1")
+def _pairs_exercise(answer) -> tuple[bool, str]:
+    """A function ranking -> list of (winner, loser) pairs, compared as sets with ranking_to_pairs."""
+    for ranking in ([0, 1], [2, 0, 1], [3, 1, 0, 2], [4, 2, 0, 1, 3]):
+        expected = set(ranking_to_pairs(ranking))
+        got = [tuple(p) for p in answer(list(ranking))]
+        if len(got) != len(expected) or set(got) != expected:
+            return False, (f"for ranking {ranking} expected the {len(expected)} pairs {sorted(expected)}, "
+                           f"got {sorted(set(got))} ({len(got)} rows)")
+    return True, "K completions give K(K-1)/2 pairs"
+
+
+@exercise("02.2")
+def _kendall_exercise(answer) -> tuple[bool, str]:
+    """A function (ranking_a, ranking_b) -> Kendall tau, compared with aggregation.kendall_tau."""
+    import random
+
+    from .aggregation import kendall_tau
+
+    rng = random.Random(2)
+    cases = [([0, 1, 2], [0, 1, 2]), ([0, 1, 2], [2, 1, 0]), ([0, 1, 2, 3], [1, 0, 2, 3])]
+    cases += [(rng.sample(range(k), k), rng.sample(range(k), k)) for k in (4, 5, 9) for _ in range(3)]
+    for a, b in cases:
+        expected, got = kendall_tau(a, b), float(answer(list(a), list(b)))
+        if abs(got - expected) > 1e-9:
+            return False, f"for {a} and {b} expected tau = {expected:.4f}, got {got:.4f}"
+    return True, "tau = (concordant - discordant) / C(K, 2)"
+
+
+@exercise("02.3")
+def _elo_exercise(answer) -> tuple[bool, str]:
+    """A function (r_winner, r_loser, k_factor) -> new (r_winner, r_loser), compared with elo_update."""
+    from .aggregation import elo_update
+
+    for rw, rl, k in ((1000, 1000, 32), (1200, 1000, 32), (900, 1300, 16), (1500, 1500, 10)):
+        expected, got = elo_update(rw, rl, k), tuple(map(float, answer(rw, rl, k)))
+        if max(abs(g - e) for g, e in zip(got, expected)) > 1e-6:
+            return False, f"for r_w={rw}, r_l={rl}, K={k} expected {tuple(round(e, 2) for e in expected)}, got {got}"
+    return True, "an upset (the lower-rated player winning) moves the ratings most"
