@@ -19,8 +19,10 @@ import torch
 
 
 def _flat_pairs(groups):
-    """(prompt, winner text, loser text) for every ranked pair of every group."""
-    return [(g.prompt, g.completions[w], g.completions[l]) for g in groups for w, l in g.pairs()]
+    """(prompt, winner text, loser text) for every ranked pair of preference records or ranked groups."""
+    from .reward import as_groups
+
+    return [(g.prompt, g.completions[w], g.completions[l]) for g in as_groups(groups) for w, l in g.pairs()]
 
 
 def pair_margins(rm, groups) -> torch.Tensor:

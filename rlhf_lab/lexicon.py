@@ -218,7 +218,7 @@ COMPANY = ("with friends", "with my sister", "alone", "with my father", "with a 
 LEADS = ("Overall", "All in all", "In short", "On the whole", "In the end", "Honestly",
          "Frankly", "Simply put")
 # Words the grammar's slots emit that appear in no table above or template below.
-GRAMMAR_WORDS = ("a", "an", "the", "is", "are", "it", "they", "feels", "feel", "starts",
+GRAMMAR_WORDS = ("rating", "a", "an", "the", "is", "are", "it", "they", "feels", "feel", "starts",
                  "start", "ends", "end", "did", "didn't", "not", "never", "of")
 
 

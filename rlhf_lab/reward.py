@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
+from .config import get_device, set_seed
+from .exercises import exercise
 from .generation import position_ids_from_mask
 from .models import ModelLoadError, load_model, load_tokenizer
+from .preferences import split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
 REWARD_CONFIG = "reward_config.json"
@@ -179,3 +186,269 @@ def grouped_bt_loss(rewards: torch.Tensor, ranks: torch.Tensor, valid: torch.Ten
 def preference_probability(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
     """Bradley-Terry p(a > b) = sigmoid(r_a - r_b)."""
     return torch.sigmoid(r_a - r_b)
+
+
+# ---- data and training -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RankedGroup:
+    """One prompt with its K completions and a ranking (completion indices, best first)."""
+
+    prompt_id: str
+    prompt: str
+    completions: tuple[str, ...]
+    ranking: tuple[int, ...]
+
+    def ranks(self) -> list[int]:
+        """Rank of each completion (0 = best), in completion order."""
+        out = [0] * len(self.completions)
+        for position, idx in enumerate(self.ranking):
+            out[idx] = position
+        return out
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """The C(K, 2) (winner, loser) index pairs of the ranking."""
+        return [(w, l) for a, w in enumerate(self.ranking) for l in self.ranking[a + 1:]]
+
+
+def as_groups(records) -> list[RankedGroup]:
+    """Ranked groups from preference records (rlhf_lab.preferences) or RankedGroups; errors name the bad one."""
+    groups = []
+    for n, rec in enumerate(records):
+        if isinstance(rec, RankedGroup):
+            groups.append(rec)
+            continue
+        try:
+            groups.append(RankedGroup(str(rec.prompt_id), rec.prompt, tuple(rec.completions), tuple(rec.ranking)))
+        except AttributeError as err:
+            raise TypeError(f"record {n} is not a preference record ({err})") from err
+    if not groups:
+        raise ValueError("no preference records to train on: label some in notebook 02 or load the shipped "
+                         "data with rlhf_lab.preferences")
+    for n, g in enumerate(groups):
+        if sorted(g.ranking) != list(range(len(g.completions))) or len(g.completions) < 2:
+            raise ValueError(f"record {n} (prompt {g.prompt_id}): ranking {list(g.ranking)} is not a "
+                             f"permutation of the {len(g.completions)} completions' indices")
+    return groups
+
+
+@dataclass
+class RewardConfig:
+    """Training the reward model r_phi on ranked completions."""
+
+    backbone: str = "tiny"
+    """The transformer under the scalar head: a shipped name, a folder or a hub id."""
+    batching: str = "grouped"
+    """"grouped": all C(K,2) pairs of a prompt in one element (InstructGPT); "shuffled": pairs shuffled."""
+    epochs: int = 2
+    """Passes over the training data."""
+    prompts_per_batch: int = 8
+    """Grouped batching: prompts per optimizer step (K completions each)."""
+    pairs_per_batch: int = 48
+    """Shuffled batching: pairs per step (8 prompts x C(4,2) = 48 keeps the steps equal)."""
+    lr: float = 3e-4
+    """AdamW learning rate (3e-4 for the tiny model; GPT-2 wants about 1e-5)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    val_fraction: float = 0.2
+    """Share of prompts held out for validation (split by a hash of the prompt id)."""
+    eval_every: int = 10
+    """Steps between validation evaluations."""
+    normalise_std: bool = False
+    """After training, also scale the reward to std 1 (the mean is always set to 0)."""
+    seed: int = 0
+    """Seeds the head initialisation, the split and the batch order."""
+    device: str | None = None
+    """"cpu", "cuda", or None for get_device()."""
+
+    @classmethod
+    def tiny(cls) -> "RewardConfig":
+        return cls()
+
+    @classmethod
+    def gpu(cls) -> "RewardConfig":
+        return cls(backbone="gpt2", epochs=1, prompts_per_batch=16, pairs_per_batch=96, lr=1e-5, eval_every=20)
+
+
+@dataclass
+class History:
+    """What `train_reward_model` did, for plots and tests."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_epochs: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    forwards: int = 0
+    """Completions forwarded through the model during training."""
+    pairs_seen: int = 0
+    wall_time_s: float = 0.0
+    reward_mean_before: float = 0.0
+    """Mean reward over the training completions before the bias was reset."""
+    reward_std: float = 0.0
+    """Std of the reward over the training completions (after normalisation if asked)."""
+
+
+def _group_rewards(rm: RewardModel, groups: list[RankedGroup]):
+    """One forward per completion: (G, K) rewards, (G, K) ranks, (G, K) valid."""
+    k = max(len(g.completions) for g in groups)
+    prompts = [g.prompt for g in groups for _ in g.completions]
+    completions = [c for g in groups for c in g.completions]
+    flat = rm(*rm.encode(prompts, completions))
+    rewards = torch.zeros(len(groups), k, device=flat.device)
+    ranks = torch.full((len(groups), k), k, dtype=torch.long, device=flat.device)
+    valid = torch.zeros(len(groups), k, dtype=torch.bool, device=flat.device)
+    start = 0
+    for n, g in enumerate(groups):
+        kk = len(g.completions)
+        rewards[n, :kk] = flat[start:start + kk]
+        ranks[n, :kk] = torch.tensor(g.ranks(), device=flat.device)
+        valid[n, :kk] = True
+        start += kk
+    return rewards, ranks, valid
+
+
+@torch.no_grad()
+def evaluate(rm: RewardModel, groups: list[RankedGroup], batch_prompts: int = 32) -> dict[str, float]:
+    """Mean pairwise BT loss and accuracy over all ranked pairs of ``groups`` (eval mode)."""
+    was_training = rm.training
+    rm.eval()
+    total_loss, total_correct, total_pairs = 0.0, 0.0, 0
+    for i in range(0, len(groups), batch_prompts):
+        rewards, ranks, valid = _group_rewards(rm, groups[i:i + batch_prompts])
+        pairs = pair_mask(ranks, valid)
+        diff = (rewards[:, :, None] - rewards[:, None, :])[pairs]
+        total_loss += (-F.logsigmoid(diff)).sum().item()
+        total_correct += (diff > 0).float().sum().item()
+        total_pairs += int(pairs.sum())
+    rm.train(was_training)
+    return {"loss": total_loss / total_pairs, "accuracy": total_correct / total_pairs, "pairs": total_pairs}
+
+
+def normalise(rm: RewardModel, groups: list[RankedGroup], unit_std: bool = False) -> tuple[float, float]:
+    """Set the head's bias so the mean reward over the groups' completions is 0 (the notes);
+    with ``unit_std`` also scale the head so the std is 1. Returns (mean before, std after)."""
+    rewards = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
+    mean, std = rewards.mean().item(), rewards.std().item()
+    with torch.no_grad():
+        rm.head.bias -= mean
+        if unit_std and std > 0:
+            rm.head.weight /= std
+            rm.head.bias /= std
+            std = 1.0
+    return mean, std
+
+
+def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardModel | None = None,
+                       progress: bool = True) -> tuple[RewardModel, History]:
+    """Train r_phi on ranked groups with grouped (InstructGPT) or shuffled-pair batching.
+
+    ``records``: preference records or RankedGroups; without ``val_records`` they are split
+    by prompt (cfg.val_fraction). Returns ``(reward_model, history)``; the model's bias is
+    reset so the mean training reward is 0. A NaN or inf loss stops training with an error.
+    """
+    if cfg.batching not in ("grouped", "shuffled"):
+        raise ValueError(f"batching must be 'grouped' or 'shuffled', got {cfg.batching!r}")
+    set_seed(cfg.seed)
+    groups = as_groups(records)
+    if val_records is not None:   # an explicit validation set; [] means none
+        train, val = groups, (as_groups(val_records) if len(val_records) else [])
+    else:
+        train, val = split_by_prompt(groups, cfg.val_fraction)
+    if not train:
+        raise ValueError("the split left no training prompts; give more records or a smaller val_fraction")
+    rm = rm or RewardModel.from_backbone(cfg.backbone, device=get_device(cfg.device, verbose=False))
+    opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = random.Random(cfg.seed)
+    pairs = [(g, w, l) for g in train for w, l in g.pairs()]
+    per_epoch = (math.ceil(len(train) / cfg.prompts_per_batch) if cfg.batching == "grouped"
+                 else math.ceil(len(pairs) / cfg.pairs_per_batch))
+    hist, start, step = History(), time.perf_counter(), 0
+
+    def validate():
+        if val:
+            m = evaluate(rm, val)
+            hist.val_steps.append(step), hist.val_epochs.append(step / per_epoch)
+            hist.val_loss.append(m["loss"]), hist.val_accuracy.append(m["accuracy"])
+
+    rm.train()
+    validate()
+    bar = tqdm(total=cfg.epochs * per_epoch, desc=f"reward model ({cfg.batching})", disable=not progress)
+    for _ in range(cfg.epochs):
+        if cfg.batching == "grouped":
+            order = rng.sample(train, len(train))
+            batches = [order[i:i + cfg.prompts_per_batch] for i in range(0, len(order), cfg.prompts_per_batch)]
+        else:
+            order = rng.sample(pairs, len(pairs))
+            batches = [order[i:i + cfg.pairs_per_batch] for i in range(0, len(order), cfg.pairs_per_batch)]
+        for batch in batches:
+            if cfg.batching == "grouped":
+                loss, stats = grouped_bt_loss(*_group_rewards(rm, batch))
+                hist.forwards += sum(len(g.completions) for g in batch)
+            else:  # each pair forwards both of its completions: 2 C(K, 2) forwards per prompt per epoch
+                prompts = [g.prompt for g, _, _ in batch]
+                r = rm(*rm.encode(prompts + prompts, [g.completions[w] for g, w, _ in batch]
+                                  + [g.completions[l] for g, _, l in batch]))
+                loss, stats = bt_loss(r[:len(batch)], r[len(batch):])
+                hist.forwards += 2 * len(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"reward-model loss is {loss.item()} at step {step}; lower the learning "
+                                         f"rate (lr={cfg.lr}) or check the records. Nothing was saved.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
+            opt.step()
+            step += 1
+            hist.steps.append(step), hist.loss.append(loss.item()), hist.accuracy.append(stats["rewards/accuracies"])
+            hist.pairs_seen += stats.get("pairs", len(batch))
+            if step % cfg.eval_every == 0:
+                validate()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
+    bar.close()
+    if not hist.val_steps or hist.val_steps[-1] != step:
+        validate()
+    rm.eval()
+    hist.reward_mean_before, hist.reward_std = normalise(rm, train, cfg.normalise_std)
+    hist.wall_time_s = time.perf_counter() - start
+    return rm, hist
+
+
+# ---- exercises of notebook 03 ------------------------------------------------------------
+
+@exercise("03.1")
+def _forwards_exercise(answer) -> tuple[bool, str]:
+    """(forwards per prompt per epoch with shuffled pairs, with grouped batching) for K = 9."""
+    k = 9
+    expected = (2 * math.comb(k, 2), k)
+    if tuple(answer) == expected:
+        return True, f"{expected[0]} against {expected[1]}: {expected[0] // expected[1]}x fewer forwards"
+    return False, "each of the C(K, 2) pairs forwards two completions; grouping forwards each completion once"
+
+
+@exercise("03.2")
+def _grouped_loss_exercise(answer) -> tuple[bool, str]:
+    """A function (rewards (K,), ranking best first) -> the prompt's mean pairwise BT loss."""
+    gen = torch.Generator().manual_seed(3)
+    for k in (2, 3, 4, 7):
+        rewards = torch.randn(k, generator=gen)
+        ranking = torch.randperm(k, generator=gen).tolist()
+        ranks = torch.empty(1, k, dtype=torch.long)
+        ranks[0, ranking] = torch.arange(k)
+        expected, _ = grouped_bt_loss(rewards[None], ranks)
+        got = answer(rewards.clone(), list(ranking))
+        if not torch.allclose(torch.as_tensor(got, dtype=torch.float32), expected, atol=1e-5):
+            return False, f"for K={k}, rewards {rewards.tolist()}, ranking {ranking}: expected {expected.item():.4f}"
+    return True, ""
+
+
+@exercise("03.3")
+def _probability_exercise(answer) -> tuple[bool, str]:
+    expected = 1 / (1 + math.exp(-(1.3 - 0.2)))
+    if abs(float(answer) - expected) < 1e-3:
+        return True, f"sigma(1.1) = {expected:.3f}"
+    return False, "p(a > b) = sigmoid(r_a - r_b)"

@@ -242,6 +242,14 @@ def judge_completion(prompt: Prompt, completion: str) -> GoldScores:
     return judge(completion, prompt.aspect)
 
 
+RATING_RATE = 0.5   # share of pre-training reviews that end with a star rating
+
+
+def rating(text: str) -> int:
+    """Stars from 1 to 5 for a review: 3 + round(2 * sentiment), so s = -1 -> 1, 0 -> 3, 1 -> 5."""
+    return int(3 + round(2 * sentiment(text)))
+
+
 def judge_many(prompts: list[Prompt], completions: list[str]) -> list[GoldScores]:
     """`judge_completion` for each (prompt, completion) pair, in order."""
     if len(prompts) != len(completions):
@@ -439,10 +447,21 @@ class ReviewWorld:
         return self._compose(rng, self._title(rng), focus=aspect, polarity=polarity)
 
     def corpus(self, n: int, split: str = "train") -> list[str]:
+        """n plain reviews for pre-training; about half end with a star rating, "Rating: 4/5.".
+
+        The rating follows the judged sentiment of the review, as on a review site. To
+        predict it, a language model must keep track of how positive the review has been
+        so far: pre-training then leaves a sentiment feature in the model's hidden state
+        (Radford et al. 2017 found a "sentiment neuron" this way), which the reward model
+        of notebook 03 reads. Demonstrations and prompts never carry a rating.
+        """
         out = []
         for i in range(n):
             rng = self._rng(split, "corpus", i)
-            out.append(self._compose(rng, self._title(rng, split)).text)
+            text = self._compose(rng, self._title(rng, split)).text
+            if rng.random() < RATING_RATE:
+                text += f" Rating: {rating(text)}/5."
+            out.append(text)
         return out
 
     def opening_prompts(self, n: int, split: str = "train") -> list[Prompt]:

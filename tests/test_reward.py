@@ -142,3 +142,102 @@ def test_loading_a_policy_folder_as_reward_model_is_a_clear_error():
 def test_too_long_input_is_a_clear_error(rm):
     with pytest.raises(ValueError, match="over the reward model's context"):
         rm.score(["word " * 200], [" end."])
+
+
+# ---- training ---------------------------------------------------------------------------
+
+def world_groups(n_prompts: int, seed: int = 0):
+    """Ranked groups without sampling: 4 world reviews of the asked aspect at spread-out
+    polarities, ranked by the gold judge. Cheap, and with a clear signal to learn."""
+    import random
+
+    from rlhf_lab import world
+    from rlhf_lab.reward import RankedGroup
+
+    w, rng = world.ReviewWorld(seed), random.Random(seed)
+    groups = []
+    for p in w.instruction_prompts(n_prompts):
+        texts = tuple(" " + w.review(rng, aspect=p.aspect, polarity=pol).text for pol in (-0.9, -0.3, 0.3, 0.9))
+        gold = [world.judge_completion(p, t).gold for t in texts]
+        order = rng.sample(range(4), 4)                       # completions in random order
+        texts = tuple(texts[i] for i in order)
+        gold = [gold[i] for i in order]
+        groups.append(RankedGroup(p.id, p.text, texts, tuple(sorted(range(4), key=lambda j: -gold[j]))))
+    return groups
+
+
+def test_seeded_training_run_learns_and_centres_the_reward():
+    from rlhf_lab.reward import RewardConfig, evaluate, train_reward_model
+
+    groups = world_groups(64)
+    cfg = RewardConfig(epochs=3, lr=1e-3, eval_every=5, val_fraction=0.25)
+    rm, hist = train_reward_model(cfg, groups, progress=False)
+    assert all(math.isfinite(x) for x in hist.loss)
+    assert hist.val_loss[-1] < hist.val_loss[0]
+    assert hist.val_accuracy[-1] > 0.6
+    from rlhf_lab.preferences import split_by_prompt
+
+    train, val = split_by_prompt(groups, 0.25)
+    assert hist.forwards == 3 * 4 * len(train)                # grouped: one forward per completion
+    assert not {g.prompt_id for g in train} & {g.prompt_id for g in val}
+    r = rm.score([g.prompt for g in train for _ in g.completions], [c for g in train for c in g.completions])
+    assert abs(r.mean().item()) < 1e-4                        # the notes' normalisation: E[r] = 0
+    assert evaluate(rm, val)["accuracy"] == pytest.approx(hist.val_accuracy[-1])
+
+
+def test_shuffled_batching_forwards_each_pair():
+    from rlhf_lab.reward import RewardConfig, train_reward_model
+
+    from rlhf_lab.preferences import split_by_prompt
+
+    groups = world_groups(20)
+    _, hist = train_reward_model(RewardConfig(batching="shuffled", epochs=1, val_fraction=0.2), groups,
+                                 progress=False)
+    n_train = len(split_by_prompt(groups, 0.2)[0])
+    assert hist.forwards == 2 * 6 * n_train                   # 2 C(K,2) forwards per prompt
+
+
+def test_unit_std_option():
+    from rlhf_lab.reward import RewardConfig, train_reward_model
+
+    groups = world_groups(12)
+    rm, hist = train_reward_model(RewardConfig(epochs=1, normalise_std=True, val_fraction=0.0), groups,
+                                  progress=False)
+    r = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
+    assert hist.reward_std == 1.0
+    assert r.std().item() == pytest.approx(1.0, abs=1e-4) and abs(r.mean().item()) < 1e-4
+
+
+def test_empty_and_invalid_records_are_clear_errors():
+    from rlhf_lab.reward import RankedGroup, RewardConfig, train_reward_model
+
+    with pytest.raises(ValueError, match="no preference records"):
+        train_reward_model(RewardConfig(), [], progress=False)
+    bad = [RankedGroup("p1", "x", ("a", "b", "c"), (0, 0, 2))]
+    with pytest.raises(ValueError, match=r"record 0 \(prompt p1\).*not a permutation"):
+        train_reward_model(RewardConfig(), bad, progress=False)
+    with pytest.raises(ValueError, match="batching must be"):
+        train_reward_model(RewardConfig(batching="random"), world_groups(4), progress=False)
+
+
+def test_nan_loss_stops_training(monkeypatch):
+    from rlhf_lab import reward
+    from rlhf_lab.reward import RewardConfig, train_reward_model
+
+    monkeypatch.setattr(reward, "grouped_bt_loss", lambda *a: (torch.tensor(float("nan")), {}))
+    with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
+        train_reward_model(RewardConfig(), world_groups(8), progress=False)
+
+
+def test_exercises_of_notebook_03():
+    from rlhf_lab.exercises import check
+
+    assert check("03.1", (72, 9)) and not check("03.1", (36, 9))
+
+    def solution(rewards, ranking):
+        pairs = [(ranking[a], ranking[b]) for a in range(len(ranking)) for b in range(a + 1, len(ranking))]
+        return sum(-F.logsigmoid(rewards[w] - rewards[l]) for w, l in pairs) / len(pairs)
+
+    assert check("03.2", solution)
+    assert not check("03.2", lambda rewards, ranking: -F.logsigmoid(rewards[ranking[0]] - rewards[ranking[-1]]))
+    assert check("03.3", 1 / (1 + math.exp(-1.1))) and not check("03.3", 0.5)

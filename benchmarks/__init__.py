@@ -1,0 +1,1 @@
+"""Benchmarks of rlhf-lab: printed tables of medians, run with ``python -m benchmarks.<name>``."""
