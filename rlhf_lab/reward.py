@@ -37,7 +37,7 @@ from .config import get_device, set_seed
 from .exercises import exercise
 from .generation import position_ids_from_mask
 from .models import ModelLoadError, load_model, load_tokenizer
-from .preferences import split_by_prompt
+from .preferences import ranking_to_pairs, split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
 REWARD_CONFIG = "reward_config.json"
@@ -208,7 +208,7 @@ class RankedGroup:
 
     def pairs(self) -> list[tuple[int, int]]:
         """The C(K, 2) (winner, loser) index pairs of the ranking."""
-        return [(w, l) for a, w in enumerate(self.ranking) for l in self.ranking[a + 1:]]
+        return ranking_to_pairs(list(self.ranking))
 
 
 def as_groups(records) -> list[RankedGroup]:
