@@ -15,6 +15,8 @@ mask (position 0 is the first real token, whatever padding precedes it).
 """
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +111,29 @@ def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: s
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
+class _FinishedRowPadNotice(logging.Filter):
+    """Drop transformers' "pass an attention_mask" notice during `sample`.
+
+    `generate` feeds PAD to rows that already ended; when no prompt was padded it drops the
+    all-ones mask as an optimisation and then sees PAD without a mask. The PAD tokens come
+    after EOS, are masked in `Samples.completion_mask`, and (causal attention) cannot change
+    any earlier token, so the notice does not apply. Every other message passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_finished_row_notice():
+    logger, notice = logging.getLogger("transformers.modeling_utils"), _FinishedRowPadNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temperature: float = 1.0,
            num_samples: int = 1, device=None) -> Samples:
@@ -127,12 +152,13 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_length=context - max_new_tokens)
     prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
     prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)
-    out = model.generate(
-        input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
-        top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        output_logits=True, return_dict_in_generate=True,
-    )
+    with _quiet_finished_row_notice():
+        out = model.generate(
+            input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
+            top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            output_logits=True, return_dict_in_generate=True,
+        )
     completion_ids = out.sequences[:, prompt_ids.shape[1]:]
     logits = torch.stack(out.logits, dim=1).float() / temperature  # (B, T, V), raw model logits
     logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, completion_ids[..., None]).squeeze(-1)
