@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .exercises import exercise
+from .exercises import exercise, seeded_cases
 from .generation import sample
 from .world import Prompt, judge_completion
 
@@ -236,9 +236,7 @@ def token_steps(samples, tokenizer, row: int, reward: float) -> list[TokenStep]:
 
 def _cases(n: int = 4, k: int = 5) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(logits, means) pairs, seeded, for comparing a student's function with ours."""
-    g = torch.Generator().manual_seed(1)
-    return [(torch.randn(k, generator=g, dtype=torch.float64) * (i + 1),
-             torch.randn(k, generator=g, dtype=torch.float64)) for i in range(n)]
+    return seeded_cases(1, n, k)
 
 
 @exercise("01.1")

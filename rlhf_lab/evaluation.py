@@ -26,12 +26,22 @@ def _flat_pairs(groups):
 
 
 def pair_margins(rm, groups) -> torch.Tensor:
-    """r(x, y_w) - r(x, y_l) for every ranked pair of ``groups`` (ranked-group objects). (N,)."""
-    pairs = _flat_pairs(groups)
-    if not pairs:
+    """r(x, y_w) - r(x, y_l) for every ranked pair of ``groups`` (records or ranked groups). (N,).
+
+    Each completion is scored once (K forwards per prompt, as in training), then the
+    C(K, 2) margins are read off those K rewards, in the order of `_flat_pairs`.
+    """
+    from .reward import as_groups
+
+    groups = as_groups(groups)
+    rewards = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
+    margins, start = [], 0
+    for g in groups:
+        margins += [rewards[start + w] - rewards[start + l] for w, l in g.pairs()]
+        start += len(g.completions)
+    if not margins:
         raise ValueError("no ranked pairs to evaluate")
-    prompts = [p for p, _, _ in pairs]
-    return rm.score(prompts, [w for _, w, _ in pairs]) - rm.score(prompts, [l for _, _, l in pairs])
+    return torch.stack(margins)
 
 
 def pairwise_accuracy(rm, groups) -> float:

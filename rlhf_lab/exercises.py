@@ -49,6 +49,16 @@ def check(name: str, answer: Any) -> bool:
     return ok
 
 
+def seeded_cases(seed: int, n: int, k: int) -> list[tuple]:
+    """n seeded pairs of float64 vectors of length k (the first scaled by 1..n), for comparing
+    a student's function with the reference on the same inputs."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(k, generator=g, dtype=torch.float64) * (i + 1),
+             torch.randn(k, generator=g, dtype=torch.float64)) for i in range(n)]
+
+
 # ---- notebook 00 ------------------------------------------------------------------------
 
 @exercise("00.1")

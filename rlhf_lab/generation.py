@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .models import context_length
+
 
 @dataclass
 class Samples:
@@ -148,7 +150,7 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); sampling at T=0 is greedy decoding")
     device = device or next(model.parameters()).device
-    context = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
+    context = context_length(model.config)
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_length=context - max_new_tokens)
     prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
     prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)

@@ -182,6 +182,11 @@ def frozen_copy(model):
     return freeze(copy.deepcopy(model))
 
 
+def context_length(config) -> int:
+    """Tokens the model attends over: GPT-2's n_positions, or max_position_embeddings elsewhere."""
+    return getattr(config, "n_positions", None) or config.max_position_embeddings
+
+
 def count_parameters(model) -> int:
     """Number of distinct parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in model.parameters())

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import set_seed
-from .exercises import exercise
+from .exercises import exercise, seeded_cases
 from .generation import Samples, sample, sequence_logprob, token_logprobs
 from .world import Prompt, judge_many, summarise
 
@@ -303,9 +303,7 @@ def evaluate_gold(model, tokenizer, prompts: list[Prompt], seed: int = 0, temper
 
 def _cases(n: int = 4, k: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Seeded (logits, rewards) pairs on which a student's function is compared with ours."""
-    g = torch.Generator().manual_seed(4)
-    return [(torch.randn(k, generator=g, dtype=torch.float64) * (i + 1),
-             torch.randn(k, generator=g, dtype=torch.float64)) for i in range(n)]
+    return seeded_cases(4, n, k)
 
 
 @exercise("04.1")

@@ -27,7 +27,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
 from .config import get_device, set_seed
-from .models import count_parameters, load_model, train_tokenizer
+from .models import context_length, count_parameters, load_model, train_tokenizer
 from .world import ReviewWorld
 
 
@@ -272,9 +272,10 @@ def sft(cfg: SFTConfig | None = None, out_dir=None, model=None, tokenizer=None, 
         model, tokenizer = load_model(cfg.base, role="policy", device=device)
     world = ReviewWorld(cfg.seed)
     demos = world.demonstrations(cfg.n_demos)
-    train_rows = _tokenise(tokenizer, [p.text for p, _ in demos], [d for _, d in demos], model.config.n_positions)
+    context = context_length(model.config)
+    train_rows = _tokenise(tokenizer, [p.text for p, _ in demos], [d for _, d in demos], context)
     val = world.demonstrations(256, split="val")
-    val_rows = _tokenise(tokenizer, [p.text for p, _ in val], [d for _, d in val], model.config.n_positions)
+    val_rows = _tokenise(tokenizer, [p.text for p, _ in val], [d for _, d in val], context)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "SFT", progress)
     if out_dir is not None:
         _save(model, tokenizer, out_dir, cfg, hist, command)

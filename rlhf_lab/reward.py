@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .config import get_device, set_seed
 from .exercises import exercise
 from .generation import position_ids_from_mask
-from .models import ModelLoadError, load_model, load_tokenizer
+from .models import ModelLoadError, context_length, load_model, load_tokenizer
 from .preferences import ranking_to_pairs, split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
@@ -85,7 +85,7 @@ class RewardModel(nn.Module):
         eos = self.tokenizer.eos_token
         texts = [p + c + eos for p, c in zip(prompts, completions, strict=True)]
         batch = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        context = getattr(self.backbone.config, "n_positions", None) or self.backbone.config.max_position_embeddings
+        context = context_length(self.backbone.config)
         if batch["input_ids"].shape[1] > context:
             lengths = batch["attention_mask"].sum(-1)
             worst = int(lengths.argmax())
