@@ -4,6 +4,8 @@
     rlhf-lab sft                 # SFT on demonstrations     -> runs/models/tiny-sft
     rlhf-lab sample --n 8        # eight reviews with their gold scores
     rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
+    rlhf-lab reward              # Bradley-Terry reward model on the labels -> runs/reward_model
+    rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
 
 Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/``, unless
 ``--out`` names another folder.
@@ -11,6 +13,9 @@ Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/`
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
 import sys
 import time
 
@@ -62,7 +67,61 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder for simulated.jsonl and metadata.json (default runs/preferences)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing simulated.jsonl in --out")
     _add_common(p)
+
+    p = sub.add_parser("reward", help="train the Bradley-Terry reward model on ranked completions (notebook 03)")
+    p.add_argument("--labels", default=None, help="preference file (default: the shipped simulated labels)")
+    p.add_argument("--labeler", default="sim-gold",
+                   help="keep one labeler's rankings (default sim-gold; 'all' keeps every labeler)")
+    p.add_argument("--backbone", default="tiny", help="transformer under the scalar head (default tiny)")
+    p.add_argument("--epochs", type=int, default=2, help="passes over the labels (default 2)")
+    p.add_argument("--unit-std", action="store_true",
+                   help="scale the reward to std 1 over the training completions (the mean is always set to 0)")
+    p.add_argument("--out", help="output folder (default runs/reward_model)")
+    _add_common(p)
+
+    from .ppo import PPOConfig
+
+    p = sub.add_parser("ppo", help="PPO with a per-token KL penalty against the frozen SFT model (notebook 05)")
+    p.add_argument("--out", help="checkpoint folder (default runs/ppo)")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out; options given "
+                   "here override its config (e.g. --iterations 40 to go further)")
+    p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
+    p.add_argument("--prompt", action="append", help="your own prompt (repeatable); replaces world prompts")
+    _add_config_options(p, PPOConfig)
     return parser
+
+
+def field_docs(cls) -> dict[str, str]:
+    """The one-line doc string under each field of a config dataclass, read from its source."""
+    docs, body = {}, ast.parse(inspect.getsource(cls)).body[0].body
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def _add_config_options(p: argparse.ArgumentParser, cls) -> None:
+    """One --option per config field, with the field's doc as help; unset options keep the config's value."""
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        flag, default = "--" + f.name.replace("_", "-"), f.default
+        help_text = f"{docs.get(f.name, '')} (default {default})".replace("%", "%%")
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif default is None or f.type in ("float | None", "str | None"):
+            kind = _optional_float if "float" in str(f.type) else str
+            p.add_argument(flag, type=kind, default=None, dest=f.name, help=help_text)
+        else:
+            p.add_argument(flag, type=type(default), default=None, dest=f.name, help=help_text)
+
+
+def _config_overrides(args, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
 
 
 def _run_pretrain(args) -> None:
@@ -150,6 +209,63 @@ def _run_label(args) -> None:
           f"{meta['wall_time_s']:.0f} s)")
 
 
+def _run_reward(args) -> None:
+    from .config import get_device, runs_dir, set_seed
+    from .preferences import load_preferences
+    from .reward import RewardConfig, RewardModel, train_reward_model
+
+    labeler = None if args.labeler == "all" else args.labeler
+    records = load_preferences(args.labels, labeler=labeler)
+    if not records:
+        raise ValueError(f"no rankings by labeler {args.labeler!r} in {args.labels or 'the shipped labels'}; "
+                         f"--labeler all keeps every labeler")
+    set_seed(args.seed)
+    cfg = RewardConfig(backbone=args.backbone, epochs=args.epochs, seed=args.seed, device=args.device,
+                       normalise_std=args.unit_std)
+    rm = RewardModel.from_backbone(args.backbone, device=get_device(args.device, verbose=False))
+    rm, hist = train_reward_model(cfg, records, rm=rm, progress=sys.stderr.isatty())
+    out = args.out or runs_dir("reward_model")
+    rm.save_pretrained(out, extra={"command": "rlhf-lab " + " ".join(args.argv), "labels": args.labels or "shipped",
+                                   "labeler": args.labeler, "n_records": len(records), "epochs": args.epochs,
+                                   "unit_std": args.unit_std,
+                                   "seed": args.seed, "val_accuracy": hist.val_accuracy[-1],
+                                   "val_loss": hist.val_loss[-1], "reward_std": hist.reward_std,
+                                   "wall_time_s": round(hist.wall_time_s, 1)})
+    print(f"saved to {out}: validation accuracy {hist.val_accuracy[-1]:.3f}, loss {hist.val_loss[-1]:.3f}, "
+          f"{hist.wall_time_s:.0f} s")
+
+
+def _run_ppo(args) -> None:
+    from .config import runs_dir
+    from .ppo import PPOConfig
+    from .ppo_trainer import PPOTrainer
+    from .world import ReviewWorld
+
+    out = args.out or runs_dir("ppo")
+    overrides = _config_overrides(args, PPOConfig)
+    if args.resume:
+        trainer = PPOTrainer.resume(out, **overrides)
+        print(f"resuming {out} after iteration {len(trainer.history)} of {trainer.cfg.iterations}")
+    else:
+        from pathlib import Path
+
+        if (Path(out) / "trainer_state.pt").exists():
+            raise ValueError(f"{out} already holds a PPO run; continue it with --resume or choose another --out")
+        cfg = PPOConfig(**{**dataclasses.asdict(PPOConfig.tiny()), **overrides})
+        prompts = args.prompt or ReviewWorld(cfg.seed).prompts(args.n_prompts, kind="mixed", split="train")
+        trainer = PPOTrainer(cfg, prompts)
+    hist = trainer.train(out_dir=out)
+    if not len(hist):
+        print("nothing to do: the run has already done its iterations (raise --iterations)")
+        return
+    first, last = hist.rows[0], hist.rows[-1]
+    for key in ("objective/scores", "objective/gold", "objective/kl", "objective/entropy", "response/length"):
+        print(f"{key:22s} {first[key]:+8.3f} -> {last[key]:+8.3f}")
+    t = {k: sum(r[f"time/{k}"] for r in hist.rows) / len(hist) for k in ("generate", "score", "learn", "iteration")}
+    print(f"per iteration: generate {t['generate']:.2f} s, score {t['score']:.2f} s, learn {t['learn']:.2f} s, "
+          f"total {t['iteration']:.2f} s; checkpoint in {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
@@ -157,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelLoadError
 
     try:
-        {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample,
-         "label": _run_label}[args.command](args)
-    except (ModelLoadError, ValueError, FloatingPointError, RuntimeError) as err:
+        {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
+         "reward": _run_reward, "ppo": _run_ppo}[args.command](args)
+    except (ModelLoadError, ValueError, FloatingPointError, RuntimeError, FileNotFoundError) as err:
         print(f"rlhf-lab {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -110,3 +110,45 @@ def worst_pairs(rm, groups, n: int = 5) -> list[dict]:
     order = torch.argsort(margins)[:n].tolist()
     return [{"prompt": pairs[i][0], "chosen": pairs[i][1], "rejected": pairs[i][2],
              "margin": margins[i].item()} for i in order]
+
+
+# ---- a policy against the truth: gold, proxy and KL on held-out prompts ------------------------
+
+@torch.no_grad()
+def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed: int = 0,
+                    temperature: float = 0.7, max_new_tokens: int = 24, batch_size: int = 64) -> dict:
+    """Sample one response per held-out prompt from ``policy`` and measure it three ways.
+
+    * gold: the review world's judge r*(x, y), which no training step ever saw;
+    * score: the proxy ``reward_fn(prompt_texts, completions)`` (a reward model's `score`), if given;
+    * kl: KL(pi || pi_ref) per response, estimated by sum_t log pi(y_t) - log pi_ref(y_t) on the
+      sampled tokens, both at ``temperature`` (the k1 estimator, unbiased because y ~ pi).
+
+    The same ``seed`` before and after training draws with the same random numbers. Returns a
+    dict of means (gold, gold_stderr, score, kl, length, finished and `world.summarise`'s rates)
+    and per-response lists under "completions", "golds", "scores", "kls".
+    """
+    from .config import set_seed
+    from .generation import sample, token_logprobs
+    from .world import judge_many, summarise
+
+    set_seed(seed)
+    completions, kls, lengths, finished = [], [], [], []
+    device = next(policy.parameters()).device
+    for i in range(0, len(prompts), batch_size):
+        texts = [p.text for p in prompts[i:i + batch_size]]
+        s = sample(policy, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature, device=device)
+        start = s.prompt_ids.shape[1]
+        ref = token_logprobs(reference, s.input_ids, s.attention_mask, start, temperature)
+        completions += s.completions
+        kls += ((s.logprobs - ref) * s.completion_mask).sum(-1).tolist()
+        lengths += s.completion_mask.sum(-1).tolist()
+        finished += s.finished.tolist()
+    golds = judge_many(prompts, completions)
+    scores = reward_fn([p.text for p in prompts], completions).tolist() if reward_fn is not None else []
+    gold = torch.tensor([g.gold for g in golds])
+    out = {**summarise(golds), "gold_stderr": (gold.std() / len(gold) ** 0.5).item(),
+           "score": sum(scores) / len(scores) if scores else float("nan"),
+           "kl": sum(kls) / len(kls), "length": sum(lengths) / len(lengths),
+           "finished": sum(finished) / len(finished)}
+    return {**out, "completions": completions, "golds": gold.tolist(), "scores": scores, "kls": kls}

@@ -97,9 +97,14 @@ def token_logprobs(model, input_ids, attention_mask, start: int, temperature: fl
     out = model(input_ids=input_ids, attention_mask=attention_mask,
                 position_ids=position_ids_from_mask(attention_mask), use_cache=False)
     # logits at column t predict token t + 1; keep the ones that predict the completion.
-    logits = out.logits[:, start - 1:-1].float() / temperature
-    logp = torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:, None]).squeeze(-1)
+    logp = logprobs_from_logits(out.logits[:, start - 1:-1], input_ids[:, start:], temperature)
     return logp * attention_mask[:, start:]
+
+
+def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(logits / T)[token] in float32: logits (B, T, V), tokens (B, T) -> (B, T)."""
+    logp = F.log_softmax(logits.float() / temperature, dim=-1)
+    return torch.gather(logp, 2, tokens[..., None]).squeeze(-1)
 
 
 def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
@@ -162,8 +167,7 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
             output_logits=True, return_dict_in_generate=True,
         )
     completion_ids = out.sequences[:, prompt_ids.shape[1]:]
-    logits = torch.stack(out.logits, dim=1).float() / temperature  # (B, T, V), raw model logits
-    logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, completion_ids[..., None]).squeeze(-1)
+    logprobs = logprobs_from_logits(torch.stack(out.logits, dim=1), completion_ids, temperature)  # raw logits / T
     is_eos = completion_ids == tokenizer.eos_token_id
     # mask: tokens up to and including the first EOS (generate pads with PAD afterwards)
     after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0

@@ -131,6 +131,31 @@ class RewardModel(nn.Module):
         return cls(backbone, load_tokenizer(str(path)), head)
 
 
+SHIPPED_REWARD_MODEL = "tiny-rm"
+"""The reward model shipped in data/models/tiny-rm: the tiny SFT model with a scalar head, trained
+on the shipped simulated labels with `RewardConfig.tiny` (``rlhf-lab reward`` rebuilds it)."""
+
+
+def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel:
+    """Load a reward model by name: "tiny-rm" (shipped) or a folder written by `RewardModel.save_pretrained`
+    (notebook 03 saves one to runs/reward_model). A relative folder is looked up from the working
+    directory, then from the repository root."""
+    from .config import data_dir, repo_root
+
+    if name == SHIPPED_REWARD_MODEL:
+        path = data_dir() / "models" / SHIPPED_REWARD_MODEL
+        hint = "restore it with `git checkout data/models` or rebuild it with `rlhf-lab reward --out data/models/tiny-rm`"
+    else:
+        path = Path(name).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = repo_root() / path
+        hint = (f"train one in notebook 03 or with `rlhf-lab reward --out {name}`, or use the shipped "
+                f"{SHIPPED_REWARD_MODEL!r}")
+    if not path.is_dir():
+        raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
+    return RewardModel.from_pretrained(path, device=device)
+
+
 # ---- losses: pure functions on tensors ---------------------------------------------------
 
 def _metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, float]:

@@ -49,6 +49,7 @@ MIN_WORDS, MAX_WORDS = 4, 80
 UNFINISHED_FACTOR = 0.5    # no final . ! or ?
 RUN_FACTOR = 0.25          # a word three times in a row ("very very very")
 DUP_FREE, DUP_ZERO = 0.2, 0.5   # repeated-trigram fraction: free up to 0.2, factor 0 at 0.5
+MIN_SENTENCE_WORDS = 2     # a shorter "sentence" ("plot.") is a fragment
 WELL_FORMED_THRESHOLD = 0.8
 
 # ---- gold reward: gold = W_S*s*wf + W_WF*(wf - 1) + W_OT*(ot - 1), in [-1, 0.6] --------
@@ -64,6 +65,21 @@ _REAL_WORD_RE = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 _PUNCT = string.punctuation + "\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026\u2013\u2014"
 _SLOT_RE = lx.SLOT_RE
 _CLOSERS = "\"')]*\u201d\u2019\u00bb"   # may follow a final period: ...end."
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]\u201d\u2019])\s+")   # closers stay
+_RATING_RE = re.compile(r"Rating: [1-5]/5\.?")
+_QUOTED_RE = re.compile(r'"([^"]*)"')
+
+
+def _sentence_ok(sentence: str) -> bool:
+    """A sentence as the world writes them: it opens with a capital letter, has at least
+    MIN_SENTENCE_WORDS words (or is a "Rating: 4/5." line), and its double quotes pair up
+    around capitalised titles. "is extraordinary!" or 'In " of ", the plot' fail."""
+    text = sentence.strip()
+    if _RATING_RE.fullmatch(text):
+        return True
+    if not text.lstrip("\"'(\u201c\u2018")[:1].isupper() or len(text.split()) < MIN_SENTENCE_WORDS:
+        return False
+    return text.count('"') % 2 == 0 and all(q.strip()[:1].isupper() for q in _QUOTED_RE.findall(text))
 
 
 def _normalise(text: str) -> str:
@@ -147,10 +163,14 @@ def well_formed_report(text: str) -> dict:
         max(0, 1 - (n - 80) / 80) above.
     real words: clip01((f - 0.5) / 0.4), f = fraction of words that are ASCII letters
         (inner ' or - allowed) with a vowel and at most 20 letters: 90% real scores 1.
+    sentences: the fraction of sentences that open with a capital letter, have at least two
+        words and pair their quotes around capitalised titles (`_sentence_ok`), so that
+        fragments such as "... is superb! is superb! plot." lose what their words would earn.
     """
     words = [t.strip(_PUNCT) for t in _normalise(text).split()]
     words = [w for w in words if any(c.isalnum() for c in w)]
     n = len(words)
+    sentences = [x for x in _SENTENCE_SPLIT_RE.split(text.strip()) if x.strip()]
     finished = text.rstrip().rstrip(_CLOSERS)[-1:] in (".", "!", "?")
     max_run = run = 0
     for i, w in enumerate(words):
@@ -171,9 +191,11 @@ def well_formed_report(text: str) -> dict:
                                  _clip01(1 - (dup - DUP_FREE) / (DUP_ZERO - DUP_FREE))),
         "length_factor": length,
         "real_word_factor": _clip01((real_frac - 0.5) / 0.4),
+        "sentence_factor": sum(map(_sentence_ok, sentences)) / len(sentences) if sentences else 0.0,
     }
     return {"n_words": n, "finished": finished, "max_run": max_run, "dup_trigram_frac": dup,
-            "real_word_frac": real_frac, **factors, "well_formed": math.prod(factors.values())}
+            "real_word_frac": real_frac, "n_sentences": len(sentences), **factors,
+            "well_formed": math.prod(factors.values())}
 
 
 def well_formed(text: str) -> float:

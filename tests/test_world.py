@@ -83,15 +83,28 @@ def test_well_formed_cases():
     assert w.well_formed("The plot is good. " * 3) < w.WELL_FORMED_THRESHOLD
     assert w.well_formed("The film is very very very good.") == 0.25  # a word 3x in a row
     assert w.well_formed("") == 0.0 and w.well_formed("   \n ") == 0.0
-    assert w.well_formed("Good.") == pytest.approx((1 / 4) ** 2)     # too short
+    assert w.well_formed("Good film.") == pytest.approx((2 / 4) ** 2)  # too short
+    assert w.well_formed("Good.") == 0.0                              # a one-word fragment
     assert w.well_formed("qzxv brrt ptk zzzz hmm.") == 0.0           # not words
     assert w.well_formed("word " * 160 + "end.") == 0.0              # far too long
     report = w.well_formed_report("The plot is good, the plot is good")
     assert report["finished"] is False and report["dup_trigram_frac"] > 0
     assert report["well_formed"] == pytest.approx(
         report["finished_factor"] * report["repetition_factor"]
-        * report["length_factor"] * report["real_word_factor"])
+        * report["length_factor"] * report["real_word_factor"] * report["sentence_factor"])
     assert w.well_formed('She said: "The ending is moving."') == 1.0  # closing quote
+    assert w.well_formed('She said: "The ending is moving." It is.') == 1.0   # the quote stays with its sentence
+
+
+def test_well_formed_sentences():
+    """Fragments a reward-hacking policy writes lose what their words earn; the world's own text keeps 1."""
+    assert w.well_formed_report("The plot is superb! is superb! plot.")["sentence_factor"] == pytest.approx(1 / 3)
+    assert w.well_formed_report('In " of the", the plot is superb.')["sentence_factor"] == 0.0   # lowercase title
+    assert w.well_formed_report('In "Stone Engine, the plot is superb.')["sentence_factor"] == 0.0  # unpaired quote
+    assert w.well_formed_report("The plot is superb. Rating: 5/5.")["sentence_factor"] == 1.0
+    world = w.ReviewWorld(0)
+    texts = world.corpus(300) + [c for _, c in world.demonstrations(300)]
+    assert all(w.well_formed_report(t)["sentence_factor"] == 1.0 for t in texts)
 
 
 def test_on_topic_each_aspect():

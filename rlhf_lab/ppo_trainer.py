@@ -1,0 +1,427 @@
+"""The PPO loop of RLHF: rollouts, the KL-penalised reward, GAE and clipped updates, checkpoints.
+
+One iteration (InstructGPT §3.5; Ziegler et al. 2019; Huang et al. 2024) has three phases,
+timed separately in the history:
+
+1. generate: sample a response to each of ``batch_size`` prompts from pi_theta at
+   temperature T (KV cache, `rlhf_lab.generation.sample`);
+2. score: one batched forward per model: the policy (old log-probs and, with the shared
+   value head, the values), the frozen reference pi_ref (its log-probs of the same
+   tokens) and the reward model r_phi (the score). Then eq. (1)-(2) of `rlhf_lab.ppo`:
+   per-token rewards, GAE, whitened advantages;
+3. learn: ``ppo_epochs`` passes over shuffled minibatches of the clipped losses.
+
+The value function is a scalar head on the policy's last hidden state by default
+("shared"): one forward gives both the logits and the values, which halves the cost on a
+CPU, at the price of value-loss gradients reaching the policy's trunk (vf_coef = 0.1 keeps
+that small). ``value_model="separate"`` trains a critic of its own, initialised from the
+reward model as Huang et al. do, with no interference and twice the forwards.
+
+Dropout is off in every model for the whole run (eval mode), as COURSE.md asks.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .config import get_device, set_seed
+from .generation import logprobs_from_logits, position_ids_from_mask, sample
+from .models import freeze, load_model
+from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, entropy_from_logits, explained_variance,
+                  gae, kl_estimate, masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
+from .reward import load_reward_model
+from .world import Prompt, judge_many
+
+RewardFn = Callable[[list[str], list[str]], torch.Tensor]
+"""(prompt texts, completions) -> (B,) scores."""
+
+
+def as_prompts(prompts) -> list[Prompt]:
+    """World prompts as they are; plain strings (a student's own prompts) become opening prompts."""
+    out = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, Prompt):
+            out.append(p)
+        elif isinstance(p, str) and p.strip():
+            out.append(Prompt(id=f"user-{i}", text=p, kind="opening", aspect=None, title=""))
+        else:
+            raise ValueError(f"prompt {i} must be a non-empty string or a world Prompt, got {p!r}")
+    if not out:
+        raise ValueError("no prompts to train on")
+    return out
+
+
+# ---- the value function --------------------------------------------------------------------
+
+def value_head(n_emb: int) -> nn.Linear:
+    """A scalar head n_emb -> 1 initialised at 0 (COURSE.md): V = 0 everywhere at the start."""
+    head = nn.Linear(n_emb, 1)
+    nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
+    return head
+
+
+class ValueModel(nn.Module):
+    """A separate critic: a transformer backbone with a scalar head at every position."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.head = value_head(backbone.config.hidden_size).to(next(backbone.parameters()).device)
+
+    def forward(self, input_ids, attention_mask, start: int) -> torch.Tensor:
+        """V(s_t) for each response token t: the hidden state of the column before it. Returns (B, T)."""
+        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
+        return self.head(h[:, start - 1:-1].float()).squeeze(-1)
+
+
+def policy_forward(model, input_ids, attention_mask, start: int, temperature: float,
+                   head: nn.Module | None = None, entropy: bool = False):
+    """One forward of the policy over prompt + response rows (B, L); the response starts at ``start``.
+
+    Returns (logprobs (B, T), values (B, T) or None, entropy (B, T) or None), all float32:
+    log pi(y_t | s_t) at temperature T, V(s_t) from ``head`` on the last hidden state, and
+    the entropy of pi(. | s_t) at T. Not masked: multiply by the response mask.
+    """
+    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                position_ids=position_ids_from_mask(attention_mask), output_hidden_states=head is not None)
+    logits = out.logits[:, start - 1:-1]
+    logprobs = logprobs_from_logits(logits, input_ids[:, start:], temperature)
+    values = head(out.hidden_states[-1][:, start - 1:-1].float()).squeeze(-1) if head is not None else None
+    ent = entropy_from_logits(logits.float() / temperature) if entropy else None
+    return logprobs, values, ent
+
+
+# ---- the run's record ----------------------------------------------------------------------
+
+@dataclass
+class PPOHistory:
+    """One row of metrics per iteration (TRL's names where TRL has one) and a few samples of each."""
+
+    rows: list[dict] = field(default_factory=list)
+    samples: list[list[dict]] = field(default_factory=list)
+    """Per iteration: the first few (prompt, completion, score, gold) of the batch."""
+
+    def __getitem__(self, key: str) -> list[float]:
+        if self.rows and key not in self.rows[0]:
+            raise KeyError(f"no metric {key!r}; the history has {sorted(self.rows[0])}")
+        return [row[key] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "samples": self.samples}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PPOHistory":
+        return cls(rows=list(d["rows"]), samples=list(d["samples"]))
+
+
+@dataclass
+class Rollout:
+    """The episodes of one iteration and everything the update needs, shapes (B, T) unless noted."""
+
+    prompts: list[Prompt]
+    completions: list[str]
+    input_ids: torch.Tensor
+    """(B, P + T) prompt and response tokens."""
+    attention_mask: torch.Tensor
+    start: int
+    """Column where the responses start (P)."""
+    mask: torch.Tensor
+    """Response tokens up to and including EOS."""
+    logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor
+    values: torch.Tensor
+    rm_scores: torch.Tensor
+    """(B,) r_phi of every response, before the unfinished-response penalty."""
+    scores: torch.Tensor
+    """(B,) the score used in the reward (penalty and clipping applied)."""
+    finished: torch.Tensor
+    kl: torch.Tensor
+    """Per-token KL estimate used in the reward (cfg.kl_estimator)."""
+    rewards: torch.Tensor
+    non_score_rewards: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    entropy: torch.Tensor
+
+
+CHECKPOINT_STATE = "trainer_state.pt"
+
+
+class PPOTrainer:
+    """PPO with a per-token KL penalty against a frozen reference.
+
+        trainer = PPOTrainer(PPOConfig.tiny(), prompts)           # loads cfg.model and cfg.reward_model
+        history = trainer.train(out_dir=runs_dir("ppo"))          # checkpoints there
+        trainer = PPOTrainer.resume(runs_dir("ppo"))              # continues where it stopped
+
+    ``policy``, ``tokenizer``, ``reference`` and ``reward_fn`` may be passed in (a notebook
+    reuses loaded models); ``reward_fn(prompt_texts, completions) -> (B,)`` replaces the
+    reward model, for example with a gold judge.
+    """
+
+    def __init__(self, cfg: PPOConfig, prompts, policy=None, tokenizer=None, reference=None,
+                 reward_fn: RewardFn | None = None, reward_model=None):
+        self.cfg, self.prompts = cfg, as_prompts(prompts)
+        self.device = get_device(cfg.device, verbose=False)
+        set_seed(cfg.seed)
+        if policy is None:
+            policy, tokenizer = load_model(cfg.model, role="policy", device=self.device)
+        elif tokenizer is None:
+            raise ValueError("pass the policy's tokenizer along with the policy")
+        if not any(p.requires_grad for p in policy.parameters()):
+            raise ValueError("the policy is frozen (a reference copy?); load it with role='policy'")
+        self.policy, self.tokenizer = policy.eval(), tokenizer   # eval(): dropout off for the whole run
+        self.reference = freeze(reference if reference is not None else load_model(cfg.model, device=self.device)[0])
+        if reward_fn is None:
+            rm = reward_model or load_reward_model(cfg.reward_model, device=self.device)
+            rm.eval().requires_grad_(False)
+            reward_fn = lambda p, c: rm.score(p, c, batch_size=len(p))   # noqa: E731 (one batched forward)
+            self._reward_model = rm
+        else:
+            self._reward_model = reward_model
+        self.reward_fn = reward_fn
+        if cfg.value_model == "shared":
+            self.head, self.critic = value_head(policy.config.hidden_size).to(self.device), None
+        else:
+            if self._reward_model is None:
+                raise ValueError("value_model='separate' initialises the critic from the reward model: pass reward_model")
+            import copy
+            self.critic = ValueModel(copy.deepcopy(self._reward_model.backbone)).to(self.device).eval()
+            self.critic.requires_grad_(True)
+            self.head = None
+        params = list(self.policy.parameters()) + list((self.head or self.critic).parameters())
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)   # eps 1e-5: Huang et al., detail 2
+        self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
+                       else FixedKLController(cfg.kl_coef))
+        self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
+        self.history = PPOHistory()
+        self.checkpoint_dir: Path | None = None
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def _autocast(self):
+        on = self.cfg.bf16 and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
+
+    def _values(self, ids, mask, start, logits_head_values):
+        if self.critic is None:
+            return logits_head_values
+        return self.critic(ids, mask, start)
+
+    @torch.no_grad()
+    def rollout(self, prompts: list[Prompt]) -> Rollout:
+        """Generate and score one batch of episodes; eq. (1) rewards and eq. (2) advantages."""
+        cfg = self.cfg
+        with self._autocast():
+            s = sample(self.policy, self.tokenizer, [p.text for p in prompts], max_new_tokens=cfg.max_new_tokens,
+                       temperature=cfg.temperature, device=self.device)
+        self._t_generate = time.perf_counter()
+        ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
+        with self._autocast():
+            logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
+            values = self._values(ids, attn, start, values)
+            ref_logprobs, _, _ = policy_forward(self.reference, ids, attn, start, cfg.temperature)
+            rm_scores = self.reward_fn([p.text for p in prompts], s.completions).to(self.device).float()
+        bad = ~torch.isfinite(rm_scores)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise FloatingPointError(
+                f"the reward is {rm_scores[i].item()} for {int(bad.sum())} of {len(prompts)} responses at iteration "
+                f"{len(self.history) + 1} (first: prompt {prompts[i].text!r}, response {s.completions[i]!r}); stopped "
+                f"before the update. {self._checkpoint_note()}")
+        scores = rm_scores.clone()
+        if cfg.unfinished_score is not None:
+            scores[~s.finished] = cfg.unfinished_score
+        if cfg.score_clip is not None:
+            scores = scores.clamp(-cfg.score_clip, cfg.score_clip)
+        logprobs, ref_logprobs, values = logprobs * mask, ref_logprobs * mask, values * mask
+        kl = kl_estimate(logprobs, ref_logprobs, cfg.kl_estimator) * mask
+        rewards, non_score = per_token_rewards(scores, kl, mask, self.kl_ctl.value)
+        if cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False)
+        advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        return Rollout(prompts, s.completions, ids, attn, start, mask, logprobs, ref_logprobs, values, rm_scores,
+                       scores, s.finished, kl, rewards, non_score, advantages, returns, ent * mask)
+
+    def learn(self, r: Rollout) -> dict[str, float]:
+        """``ppo_epochs`` passes of shuffled minibatches over the rollout. Returns averaged stats."""
+        cfg, stats = self.cfg, {"pg": [], "vf": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(cfg.batch_size, generator=self.generator).to(self.device)
+            for mb in order.split(cfg.mini_batch_size):
+                ids, attn, m = r.input_ids[mb], r.attention_mask[mb], r.mask[mb]
+                with self._autocast():
+                    logprobs, values, ent = policy_forward(self.policy, ids, attn, r.start, cfg.temperature,
+                                                           self.head, entropy=cfg.ent_coef > 0)
+                    values = self._values(ids, attn, r.start, values)
+                pg, pg_stats = policy_loss(logprobs, r.logprobs[mb], r.advantages[mb], m, cfg.cliprange)
+                vf, vf_stats = value_loss(values, r.values[mb], r.returns[mb], m, cfg.cliprange_value)
+                loss = pg + cfg.vf_coef * vf
+                if cfg.ent_coef > 0:
+                    loss = loss - cfg.ent_coef * masked_mean(ent, m)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the PPO loss is {loss.item()} at iteration {len(self.history) + 1} (policy {pg.item()}, value "
+                        f"{vf.item()}); lower lr (={cfg.lr}) or clip the score (score_clip). {self._checkpoint_note()}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, v in (("pg", pg.item()), ("vf", vf.item()), ("vf_clipfrac", vf_stats["clipfrac"]),
+                             *((k, pg_stats[k]) for k in ("clipfrac", "approxkl", "ratio"))):
+                    stats[k].append(v)
+        return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def iteration(self) -> dict[str, float]:
+        """One rollout and one update; appends a row to the history and returns it."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        idx = torch.randint(len(self.prompts), (cfg.batch_size,), generator=self.generator).tolist()
+        prompts = [self.prompts[i] for i in idx]
+        r = self.rollout(prompts)
+        t_score = time.perf_counter()
+        beta = self.kl_ctl.value
+        learned = self.learn(r)
+        t_learn = time.perf_counter()
+        gold = torch.tensor([g.gold for g in judge_many(prompts, r.completions)])
+        kl_seq = r.kl.sum(-1) if cfg.kl_estimator == "k1" else (r.logprobs - r.ref_logprobs).sum(-1)
+        kl_mean = kl_seq.mean().item()
+        self.kl_ctl.update(kl_mean, cfg.batch_size)
+        n_tokens = r.mask.sum().clamp(min=1)
+        row = {
+            "iteration": len(self.history) + 1, "episodes": (len(self.history) + 1) * cfg.batch_size,
+            "objective/scores": r.scores.mean().item(), "objective/rm_score": r.rm_scores.mean().item(),
+            "objective/gold": gold.mean().item(), "objective/kl": kl_mean,
+            "objective/kl_k3": kl_estimate(r.logprobs, r.ref_logprobs, "k3").mul(r.mask).sum(-1).mean().item(),
+            "objective/entropy": (r.entropy.sum() / n_tokens).item(),
+            "objective/non_score_reward": r.non_score_rewards.sum(-1).mean().item(),
+            "objective/rlhf_reward": (r.scores + r.non_score_rewards.sum(-1)).mean().item(),
+            "objective/kl_coef": beta,
+            "policy/approxkl_avg": learned["approxkl"], "policy/clipfrac_avg": learned["clipfrac"],
+            "policy/ratio_avg": learned["ratio"], "loss/policy_avg": learned["pg"], "loss/value_avg": learned["vf"],
+            "val/clipfrac_avg": learned["vf_clipfrac"],
+            "val/explained_variance": explained_variance(r.values, r.returns, r.mask),
+            "response/length": r.mask.sum(-1).mean().item(), "response/finished": r.finished.float().mean().item(),
+            "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
+            "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
+        }
+        self._warn_negative_kl(kl_seq, row["iteration"])
+        self.history.rows.append(row)
+        self.history.samples.append([{"prompt": p.text, "completion": c, "score": round(s, 3), "gold": round(g, 3)}
+                                     for p, c, s, g in zip(prompts[:4], r.completions[:4], r.scores.tolist()[:4],
+                                                           gold.tolist()[:4])])
+        return row
+
+    @staticmethod
+    def _warn_negative_kl(kl_seq: torch.Tensor, iteration: int) -> None:
+        """Warn when the batch's mean KL is below 0 by more than two standard errors: a real KL
+        cannot be negative, so the estimate is biased, and the penalty then pays the policy to drift."""
+        mean, stderr = kl_seq.mean().item(), (kl_seq.std() / math.sqrt(kl_seq.numel())).item()
+        if mean < -1e-3 and mean < -2 * stderr:
+            warnings.warn(
+                f"iteration {iteration}: the KL estimate is negative ({mean:.3f} +- {stderr:.3f} nats). The "
+                f"samples do not come from the policy the log-probs are computed with: check that generation "
+                f"uses no top-k/top-p or minimum length, that log-probs use the sampling temperature, and that "
+                f"PAD tokens after EOS are masked out.", RuntimeWarning, stacklevel=3)
+
+    def train(self, iterations: int | None = None, out_dir=None, on_iteration: Callable | None = None,
+              progress: bool = True) -> PPOHistory:
+        """Run until ``iterations`` (default cfg.iterations) have been done in total; checkpoint into
+        ``out_dir`` every cfg.checkpoint_every iterations and at the end. Returns the history."""
+        total = self.cfg.iterations if iterations is None else iterations
+        if out_dir is not None:
+            self.checkpoint_dir = Path(out_dir)
+        bar = tqdm(total=total, initial=len(self.history), desc="PPO", disable=not progress)
+        while len(self.history) < total:
+            row = self.iteration()
+            bar.update(1)
+            bar.set_postfix(score=f"{row['objective/scores']:+.2f}", gold=f"{row['objective/gold']:+.2f}",
+                            kl=f"{row['objective/kl']:.2f}")
+            if on_iteration is not None:
+                on_iteration(self.history)
+            every = self.cfg.checkpoint_every
+            if self.checkpoint_dir is not None and (len(self.history) == total or (every and len(self.history) % every == 0)):
+                self.save(self.checkpoint_dir)
+        bar.close()
+        return self.history
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _checkpoint_note(self) -> str:
+        if self.checkpoint_dir is not None and (self.checkpoint_dir / CHECKPOINT_STATE).exists():
+            done = json.loads((self.checkpoint_dir / "history.json").read_text())["rows"]
+            return (f"The last checkpoint ({self.checkpoint_dir}, after iteration {len(done)}) is intact; "
+                    f"resume from it with PPOTrainer.resume or `rlhf-lab ppo --resume`.")
+        return "No checkpoint was written (pass out_dir to train to keep one)."
+
+    def save(self, path) -> Path:
+        """Write a resumable checkpoint: the policy (save_pretrained, loadable by `load_model(path /
+        "policy")`), the value function, optimizer, beta, RNG states, prompts, config and history.
+        Written to a temporary folder first and swapped in, so a crash never leaves half a checkpoint."""
+        path = Path(path)
+        tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.policy.save_pretrained(tmp / "policy")
+        self.tokenizer.save_pretrained(tmp / "policy")
+        critic = self.head if self.critic is None else self.critic
+        save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()}, tmp / "value.safetensors")
+        state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
+                 "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        torch.save(state, tmp / CHECKPOINT_STATE)
+        (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+        (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in self.prompts]))
+        (tmp / "history.json").write_text(json.dumps(self.history.to_dict()))
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    @classmethod
+    def resume(cls, path, reward_fn: RewardFn | None = None, device=None, **overrides) -> "PPOTrainer":
+        """Rebuild a trainer from `save`'s folder; training continues exactly where it stopped (same
+        machine and seed: the same metrics as an uninterrupted run). ``overrides`` change config fields
+        (e.g. iterations=40 to go further)."""
+        path = Path(path)
+        if not (path / CHECKPOINT_STATE).exists():
+            raise FileNotFoundError(f"{path} is not a PPO checkpoint (no {CHECKPOINT_STATE}); "
+                                    f"start a new run without --resume")
+        fields = json.loads((path / "config.json").read_text())
+        fields.update(overrides, **({"device": str(device)} if device is not None else {}))
+        cfg = PPOConfig(**fields)
+        prompts = [Prompt(**p) for p in json.loads((path / "prompts.json").read_text())]
+        dev = get_device(cfg.device, verbose=False)
+        policy, tokenizer = load_model(str(path / "policy"), role="policy", device=dev)
+        trainer = cls(cfg, prompts, policy=policy, tokenizer=tokenizer, reward_fn=reward_fn)
+        critic = trainer.head if trainer.critic is None else trainer.critic
+        critic.load_state_dict(load_file(path / "value.safetensors"))
+        state = torch.load(path / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.kl_ctl.value = state["kl_coef"]
+        torch.set_rng_state(state["torch_rng"])
+        trainer.generator.set_state(state["generator"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        trainer.history = PPOHistory.from_dict(json.loads((path / "history.json").read_text()))
+        trainer.checkpoint_dir = path
+        return trainer
