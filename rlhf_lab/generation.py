@@ -143,14 +143,15 @@ def _quiet_finished_row_notice():
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temperature: float = 1.0,
-           num_samples: int = 1, device=None) -> Samples:
+           num_samples: int = 1, device=None, use_cache: bool = True) -> Samples:
     """Sample ``num_samples`` completions per prompt in one batched call.
 
     Pure ancestral sampling at temperature T (no top-k or top-p: both make the
     sampling distribution differ from pi, and the KL estimate can then go negative).
     Uses the KV cache of ``model.generate``; log-probs are read from the raw logits of
     each step divided by the same T. Seed with ``set_seed`` before calling for
-    reproducible samples.
+    reproducible samples. ``use_cache=False`` recomputes the whole prefix at every step
+    (only for measuring what the cache saves, in benchmarks/ppo.py).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); sampling at T=0 is greedy decoding")
@@ -164,7 +165,7 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
             input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
             top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            output_logits=True, return_dict_in_generate=True,
+            output_logits=True, return_dict_in_generate=True, use_cache=use_cache,
         )
     completion_ids = out.sequences[:, prompt_ids.shape[1]:]
     logprobs = logprobs_from_logits(torch.stack(out.logits, dim=1), completion_ids, temperature)  # raw logits / T

@@ -1,0 +1,74 @@
+"""Live training dashboards for notebooks: one figure, redrawn in place after every iteration.
+
+    dash = LiveDashboard(PPO_PANELS, title="PPO, beta = 0.05")
+    history = trainer.train(on_iteration=dash)
+    dash.close()
+
+The figure is shown once through a display handle and updated with ``handle.update(fig)``
+(STYLE.md: no ``clear_output``), so the notebook keeps the final picture as its output.
+Any history with ``history[key] -> list[float]`` works (`rlhf_lab.ppo_trainer.PPOHistory`).
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+
+PPO_PANELS: dict[str, tuple[str, ...]] = {
+    "reward-model score": ("objective/scores", "objective/rm_score"),
+    "gold score (PPO never sees it)": ("objective/gold",),
+    "KL to pi_ref (nats per response)": ("objective/kl",),
+    "entropy (nats per token)": ("objective/entropy",),
+    "clip fraction": ("policy/clipfrac_avg", "val/clipfrac_avg"),
+    "approx KL of the update": ("policy/approxkl_avg",),
+    "value loss": ("loss/value_avg",),
+    "explained variance": ("val/explained_variance",),
+    "ratio pi / pi_old (mean)": ("policy/ratio_avg",),
+    "response length (tokens)": ("response/length",),
+    "beta": ("objective/kl_coef",),
+    "seconds per iteration": ("time/generate", "time/score", "time/learn"),
+}
+"""Every diagnostic of a PPO iteration, grouped into panels (title -> history keys)."""
+
+LABELS = {"objective/scores": "score used (penalty applied)", "objective/rm_score": "r_phi",
+          "policy/clipfrac_avg": "policy", "val/clipfrac_avg": "value",
+          "time/generate": "generate", "time/score": "score", "time/learn": "learn"}
+
+
+class LiveDashboard:
+    """A grid of small line plots of a history, one panel per entry of ``panels``."""
+
+    def __init__(self, panels: dict[str, tuple[str, ...]] = PPO_PANELS, ncols: int = 4, title: str = "",
+                 x_key: str = "iteration", max_x: int | None = None, panel_size=(3.3, 2.3)):
+        from IPython.display import display
+
+        self.panels, self.x_key, self.max_x = dict(panels), x_key, max_x
+        nrows = math.ceil(len(self.panels) / ncols)
+        self.fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+                                      squeeze=False)
+        self.axes = axes.ravel()
+        for ax in self.axes[len(self.panels):]:
+            ax.axis("off")
+        if title:
+            self.fig.suptitle(title)
+        self.handle = display(self.fig, display_id=True)
+
+    def __call__(self, history) -> None:
+        x = history[self.x_key]
+        for ax, (name, keys) in zip(self.axes, self.panels.items()):
+            ax.clear()
+            for key in keys:
+                ax.plot(x, history[key], ".-", ms=3, lw=1, label=LABELS.get(key, key))
+            ax.set_title(name, fontsize=9)
+            ax.tick_params(labelsize=7)
+            if self.max_x:
+                ax.set_xlim(0.5, self.max_x + 0.5)
+            if len(keys) > 1:
+                ax.legend(fontsize=6, loc="best")
+        self.axes[0].set_xlabel(self.x_key, fontsize=8)
+        self.fig.tight_layout()
+        self.handle.update(self.fig)
+
+    def close(self) -> None:
+        """Stop drawing: the last picture stays as the cell's output, without a second copy."""
+        plt.close(self.fig)
