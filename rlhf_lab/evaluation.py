@@ -125,8 +125,9 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
       sampled tokens, both at ``temperature`` (the k1 estimator, unbiased because y ~ pi).
 
     The same ``seed`` before and after training draws with the same random numbers. Returns a
-    dict of means (gold, gold_stderr, score, kl, length, finished and `world.summarise`'s rates)
-    and per-response lists under "completions", "golds", "scores", "kls".
+    dict of means (gold, gold_stderr, score, kl, length, finished and `world.summarise`'s rates),
+    "by_kind" (`world.summarise` of the opening and of the instruction prompts separately) and
+    per-response lists under "completions", "golds", "scores", "kls".
     """
     from .config import set_seed
     from .generation import sample, token_logprobs
@@ -147,7 +148,9 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
     golds = judge_many(prompts, completions)
     scores = reward_fn([p.text for p in prompts], completions).tolist() if reward_fn is not None else []
     gold = torch.tensor([g.gold for g in golds])
-    out = {**summarise(golds), "gold_stderr": (gold.std() / len(gold) ** 0.5).item(),
+    kinds = sorted({p.kind for p in prompts})
+    by_kind = {k: summarise([g for g, p in zip(golds, prompts) if p.kind == k]) for k in kinds}
+    out = {**summarise(golds), "gold_stderr": (gold.std() / len(gold) ** 0.5).item(), "by_kind": by_kind,
            "score": sum(scores) / len(scores) if scores else float("nan"),
            "kl": sum(kls) / len(kls), "length": sum(lengths) / len(lengths),
            "finished": sum(finished) / len(finished)}

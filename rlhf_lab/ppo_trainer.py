@@ -163,6 +163,18 @@ class Rollout:
 CHECKPOINT_STATE = "trainer_state.pt"
 
 
+def _trim(r: Rollout, rows: torch.Tensor):
+    """A minibatch's rows without the columns that are padding in every one of them: prompt
+    columns left of its longest prompt and response columns right of its longest response.
+    Positions come from the mask, so the logits of the remaining tokens do not change.
+    Returns (input_ids, attention_mask, start, response column slice)."""
+    attn = r.attention_mask[rows]
+    first = int(attn[:, :r.start].any(0).long().argmax())
+    n_resp = int(r.mask[rows].any(0).long().sum())
+    end = r.start + max(n_resp, 1)
+    return r.input_ids[rows, first:end], attn[:, first:end], r.start - first, slice(0, max(n_resp, 1))
+
+
 class PPOTrainer:
     """PPO with a per-token KL penalty against a frozen reference.
 
@@ -268,13 +280,16 @@ class PPOTrainer:
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(cfg.batch_size, generator=self.generator).to(self.device)
             for mb in order.split(cfg.mini_batch_size):
-                ids, attn, m = r.input_ids[mb], r.attention_mask[mb], r.mask[mb]
+                ids, attn, start, cols = _trim(r, mb)
+                m = r.mask[mb][:, cols]
                 with self._autocast():
-                    logprobs, values, ent = policy_forward(self.policy, ids, attn, r.start, cfg.temperature,
+                    logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature,
                                                            self.head, entropy=cfg.ent_coef > 0)
-                    values = self._values(ids, attn, r.start, values)
-                pg, pg_stats = policy_loss(logprobs, r.logprobs[mb], r.advantages[mb], m, cfg.cliprange)
-                vf, vf_stats = value_loss(values, r.values[mb], r.returns[mb], m, cfg.cliprange_value)
+                    values = self._values(ids, attn, start, values)
+                pg, pg_stats = policy_loss(logprobs, r.logprobs[mb][:, cols], r.advantages[mb][:, cols], m,
+                                           cfg.cliprange)
+                vf, vf_stats = value_loss(values, r.values[mb][:, cols], r.returns[mb][:, cols], m,
+                                          cfg.cliprange_value)
                 loss = pg + cfg.vf_coef * vf
                 if cfg.ent_coef > 0:
                     loss = loss - cfg.ent_coef * masked_mean(ent, m)

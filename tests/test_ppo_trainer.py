@@ -123,3 +123,34 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["iterations"] == 2
     assert len(json.loads((out / "history.json").read_text())["rows"]) == 2
     assert main(["ppo", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def test_minibatch_trim_keeps_log_probs_and_values():
+    """Dropping the columns that are padding in every row of a minibatch changes no number."""
+    from rlhf_lab.ppo_trainer import _trim, policy_forward
+
+    trainer = PPOTrainer(small(), PROMPTS)
+    torch.nn.init.normal_(trainer.head.weight)           # non-zero values, so they are compared too
+    r = trainer.rollout(PROMPTS[:16])
+    rows = torch.tensor([3, 7, 11])
+    ids, attn, start, cols = _trim(r, rows)
+    assert ids.shape[1] <= r.input_ids.shape[1]
+    with torch.no_grad():
+        full = policy_forward(trainer.policy, r.input_ids[rows], r.attention_mask[rows], r.start, 0.7, trainer.head)
+        cut = policy_forward(trainer.policy, ids, attn, start, 0.7, trainer.head)
+    m = r.mask[rows][:, cols]
+    torch.testing.assert_close(cut[0] * m, (full[0] * r.mask[rows])[:, cols], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cut[1] * m, (full[1] * r.mask[rows])[:, cols], atol=1e-5, rtol=1e-5)
+    # the rollout's old log-probs come from the same forward: the first ratio is 1
+    torch.testing.assert_close(cut[0] * m, r.logprobs[rows][:, cols], atol=1e-5, rtol=1e-5)
+
+
+def test_evaluate_policy_reports_kl_zero_for_the_reference_itself():
+    from rlhf_lab.evaluation import evaluate_policy
+    from rlhf_lab.models import load_model
+
+    ref, tok = load_model("tiny", role="reference")
+    prompts = ReviewWorld(0).prompts(8, kind="mixed", split="test")
+    out = evaluate_policy(ref, ref, tok, prompts, max_new_tokens=16)
+    assert abs(out["kl"]) < 1e-4 and len(out["completions"]) == 8
+    assert set(out["by_kind"]) == {"opening", "instruction"}
