@@ -14,7 +14,7 @@ help:
 	@echo "make lab    install (first time) and open the course in JupyterLab"
 	@echo "make test   install (first time) and run every test and notebook"
 	@echo "make unit   unit tests only;  make notebooks   nbval only"
-	@echo "make models rebuild the shipped embedded model into data/models (about 6 min on 2 cores)"
+	@echo "make models rebuild the shipped models and labels into data/ (about 7 min on 2 cores)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rlhf-lab needs Python 3.11 or newer, found " + sys.version.split()[0]'
@@ -44,6 +44,8 @@ sample: install
 models: install
 	$(VENV)/bin/rlhf-lab pretrain --out data/models/tiny-upt
 	$(VENV)/bin/rlhf-lab sft --base data/models/tiny-upt --out data/models/tiny-sft
+	$(VENV)/bin/rlhf-lab label --simulated --out data/preferences --overwrite
+	$(VENV)/bin/rlhf-lab reward --unit-std --out data/models/tiny-rm
 
 clean:
 	rm -rf $(VENV) .pytest_cache
