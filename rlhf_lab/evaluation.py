@@ -13,6 +13,7 @@ Gao et al. (2022) measure over-optimisation the same way: proxy and gold side by
 """
 from __future__ import annotations
 
+import math
 import random
 
 import torch
@@ -130,10 +131,17 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
     per-response lists under "completions", "golds", "scores", "kls".
     """
     from .config import set_seed
+
+    with torch.random.fork_rng(devices=[]):   # the caller's random stream (a training run) is left as it was
+        set_seed(seed)
+        return _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens,
+                                batch_size)
+
+
+def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens, batch_size):
     from .generation import sample, token_logprobs
     from .world import judge_many, summarise
 
-    set_seed(seed)
     completions, kls, lengths, finished = [], [], [], []
     device = next(policy.parameters()).device
     for i in range(0, len(prompts), batch_size):
@@ -155,3 +163,79 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
            "kl": sum(kls) / len(kls), "length": sum(lengths) / len(lengths),
            "finished": sum(finished) / len(finished)}
     return {**out, "completions": completions, "golds": gold.tolist(), "scores": scores, "kls": kls}
+
+
+# ---- reward over-optimisation (Gao et al. 2022) ------------------------------------------------
+
+def best_of_n_kl(n) -> float:
+    """KL(pi_bon || pi) = log n - (n - 1) / n of best-of-n sampling (Stiennon et al. 2020, App. G.3;
+    Gao et al. 2022, eq. 1). Exact for a continuous proxy (no ties); an upper bound otherwise."""
+    return math.log(n) - (n - 1) / n
+
+
+def exact_best_of_n_kl(probs: torch.Tensor, proxy: torch.Tensor, n: int) -> float:
+    """The exact KL(pi_bon || pi) on a categorical with distinct proxy rewards: the best of n draws is
+    outcome a with probability F(a)^n - F(a-)^n, F the CDF of pi in proxy order. (K,), (K,) -> float."""
+    order = torch.argsort(proxy)
+    cdf = torch.cumsum(probs[order].double(), 0)
+    bon = cdf ** n - torch.cat([cdf.new_zeros(1), cdf[:-1]]) ** n
+    p = probs[order].double()
+    keep = bon > 0
+    return float((bon[keep] * (bon[keep].log() - p[keep].log())).sum())
+
+
+def best_of_n_curve(proxy: torch.Tensor, gold: torch.Tensor, ns) -> dict[str, list[float]]:
+    """Expected gold and proxy score of best-of-n for each n, from N >= n samples per prompt.
+
+    proxy, gold: (P, N), N samples of each of P prompts. Instead of drawing subsets, the unbiased
+    estimator over all C(N, n) subsets is used (as in Gao et al. 2022): the sample of proxy rank i
+    (1 = lowest) is the best of a random n-subset with probability C(i - 1, n - 1) / C(N, n).
+    Returns {"n", "kl", "gold", "proxy"} lists, means over prompts.
+    """
+    P, N = proxy.shape
+    order = torch.argsort(proxy, dim=1)
+    proxy_sorted, gold_sorted = torch.gather(proxy, 1, order).double(), torch.gather(gold, 1, order).double()
+    out = {"n": [], "kl": [], "gold": [], "proxy": []}
+    for n in ns:
+        if not 1 <= n <= N:
+            raise ValueError(f"n must be between 1 and the {N} samples per prompt, got {n}")
+        w = torch.tensor([math.comb(i, n - 1) for i in range(N)], dtype=torch.float64) / math.comb(N, n)
+        out["n"].append(n), out["kl"].append(best_of_n_kl(n))
+        out["gold"].append(float((gold_sorted * w).sum(1).mean()))
+        out["proxy"].append(float((proxy_sorted * w).sum(1).mean()))
+    return out
+
+
+GAO_FORMS = {"bon": "d (alpha - beta d)", "rl": "d (alpha - beta log d)"}
+
+
+def fit_gao(kl, gain, form: str = "bon") -> dict[str, float]:
+    """Least-squares fit of Gao et al. (2022, eq. 2-3) to gold gains over the initial policy.
+
+    d = sqrt(KL); best-of-n: R(d) = d (alpha - beta d); RL: R(d) = d (alpha - beta log d).
+    Both are linear in (alpha, beta), so the fit is one lstsq with no intercept (R(0) = 0).
+    Returns alpha, beta, r2 (of the gains) and d_peak, the d where the fitted curve peaks.
+    """
+    d = torch.as_tensor(kl, dtype=torch.float64).clamp(min=0).sqrt()
+    y = torch.as_tensor(gain, dtype=torch.float64)
+    if form == "bon":
+        X = torch.stack([d, -d ** 2], 1)
+    elif form == "rl":
+        X = torch.stack([d, -d * torch.log(d.clamp(min=1e-12))], 1)
+    else:
+        raise ValueError(f"form must be one of {sorted(GAO_FORMS)}, got {form!r}")
+    coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    alpha, beta = coef.tolist()
+    pred = X @ coef
+    ss_res, ss_tot = float(((y - pred) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
+    if form == "bon":
+        peak = alpha / (2 * beta) if beta > 0 else float("inf")
+    else:   # d/dd [alpha d - beta d log d] = alpha - beta (log d + 1) = 0
+        peak = math.exp(alpha / beta - 1) if beta > 0 else float("inf")
+    return {"alpha": alpha, "beta": beta, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "d_peak": peak}
+
+
+def gao_curve(d, alpha: float, beta: float, form: str = "bon"):
+    """The fitted R(d) of `fit_gao` at the points d (a tensor or list); for plotting."""
+    d = torch.as_tensor(d, dtype=torch.float64)
+    return alpha * d - beta * (d ** 2 if form == "bon" else d * torch.log(d.clamp(min=1e-12)))

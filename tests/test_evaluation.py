@@ -40,3 +40,59 @@ def test_correlation_by_hand():
     assert correlation([1, 2, 2, 3], [3, 2, 2, 1])["spearman"] == pytest.approx(-1.0)   # ties
     with pytest.raises(ValueError, match="equal length"):
         correlation([1, 2, 3], [1, 2])
+
+
+# ---- over-optimisation -------------------------------------------------------------------------
+
+def test_best_of_n_kl_formula_against_monte_carlo():
+    """log n - (n - 1)/n against a Monte-Carlo estimate of KL(pi_bon || pi) on a small categorical."""
+    import math
+
+    from rlhf_lab.evaluation import best_of_n_kl, exact_best_of_n_kl
+
+    g = torch.Generator().manual_seed(0)
+    K = 200
+    probs = torch.softmax(0.3 * torch.randn(K, generator=g), -1)
+    proxy = torch.randn(K, generator=g)                     # distinct values: no ties
+    assert best_of_n_kl(1) == 0.0
+    for n in (2, 4, 16):
+        draws = torch.multinomial(probs, 200_000 * n, replacement=True, generator=g).reshape(-1, n)
+        best = torch.gather(draws, 1, proxy[draws].argmax(1, keepdim=True)).squeeze(1)
+        freq = torch.bincount(best, minlength=K).double() / best.numel()
+        keep = freq > 0
+        mc = float((freq[keep] * (freq[keep].log() - probs.double()[keep].log())).sum())
+        exact = exact_best_of_n_kl(probs, proxy, n)
+        assert mc == pytest.approx(exact, abs=0.03)          # the sampler and the exact formula agree
+        assert exact <= best_of_n_kl(n) + 1e-9                 # the analytic value is an upper bound ...
+        assert exact == pytest.approx(best_of_n_kl(n), abs=0.05)   # ... tight when no outcome is likely
+        assert best_of_n_kl(n) == pytest.approx(math.log(n) - (n - 1) / n)
+
+
+def test_best_of_n_curve_estimator():
+    from rlhf_lab.evaluation import best_of_n_curve
+
+    proxy = torch.tensor([[0.1, 0.9, 0.5, 0.3]])
+    gold = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    c = best_of_n_curve(proxy, gold, [1, 2, 4])
+    assert c["gold"][0] == pytest.approx(2.5)                 # n = 1: the plain mean
+    assert c["gold"][2] == pytest.approx(4.0)                 # n = N: the best by proxy
+    # n = 2 by brute force over the 6 pairs
+    from itertools import combinations
+    pairs = list(combinations(range(4), 2))
+    want = sum(gold[0, max(p, key=lambda i: proxy[0, i])].item() for p in pairs) / len(pairs)
+    assert c["gold"][1] == pytest.approx(want)
+    with pytest.raises(ValueError):
+        best_of_n_curve(proxy, gold, [5])
+
+
+def test_fit_gao_recovers_coefficients():
+    from rlhf_lab.evaluation import fit_gao, gao_curve
+
+    kl = torch.linspace(0.1, 9, 12)
+    d = kl.sqrt()
+    for form, (alpha, beta) in (("bon", (0.5, 0.12)), ("rl", (0.4, 0.2))):
+        gain = gao_curve(d, alpha, beta, form)
+        fit = fit_gao(kl, gain, form)
+        assert fit["alpha"] == pytest.approx(alpha, rel=1e-6) and fit["beta"] == pytest.approx(beta, rel=1e-6)
+        assert fit["r2"] == pytest.approx(1.0)
+    assert fit_gao(kl, gao_curve(d, 0.5, 0.1, "bon"), "bon")["d_peak"] == pytest.approx(2.5)

@@ -1,0 +1,319 @@
+"""Direct Preference Optimization (Rafailov et al. 2023): the reward model folded into the policy.
+
+The RLHF objective for one prompt x (notebook 05, without the token-level detail) is
+
+    max_pi  E_{y ~ pi}[r(x, y)] - beta KL(pi(. | x) || pi_ref(. | x)).
+
+Its maximiser has a closed form (DPO eq. 4): pi*(y | x) = pi_ref(y | x) exp(r(x, y) / beta) / Z(x),
+so any reward can be written through the policy that is optimal for it,
+
+    r(x, y) = beta log(pi*(y | x) / pi_ref(y | x)) + beta log Z(x)          (the implicit reward)
+
+and in the Bradley-Terry likelihood of a pair the intractable Z(x) cancels. Fitting the
+preferences directly with the policy gives the DPO loss (DPO eq. 7):
+
+    L_DPO = -E log sigmoid( beta [log pi(y_w)/pi_ref(y_w) - log pi(y_l)/pi_ref(y_l)] ).
+
+IPO (Azar et al. 2023, eq. 17) replaces the log-sigmoid by a squared loss that pulls the
+log-ratio margin h to 1 / (2 beta) instead of to infinity: L_IPO = (h - 1/(2 beta))^2.
+Log-probabilities of a completion are sums of token log-probs by default (the exact
+log pi(y | x)); ``reduction="mean"`` divides by the length.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import get_device, set_seed
+from .exercises import exercise
+from .generation import sequence_logprob, token_logprobs
+from .models import context_length, freeze, load_model
+from .preferences import split_by_prompt, to_pairs
+
+LOSS_TYPES = ("sigmoid", "ipo")
+
+
+# ---- the loss: a pure function on sequence log-probs --------------------------------------
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float = 0.1,
+             loss_type: str = "sigmoid") -> tuple[torch.Tensor, dict[str, float]]:
+    """DPO eq. 7 (or IPO) on a batch of pairs; every input is (B,) log pi(y | x) of whole completions.
+
+    Returns (mean loss, metrics) with TRL's names: rewards/chosen and rewards/rejected (mean implicit
+    rewards beta log pi/pi_ref), rewards/margins (their mean difference), rewards/accuracies (fraction
+    of pairs whose chosen completion has the larger implicit reward).
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    chosen_ratio = policy_chosen_logps - ref_chosen_logps        # log pi(y_w)/pi_ref(y_w)
+    rejected_ratio = policy_rejected_logps - ref_rejected_logps
+    h = chosen_ratio - rejected_ratio
+    if loss_type == "sigmoid":
+        losses = -F.logsigmoid(beta * h)
+    elif loss_type == "ipo":
+        losses = (h - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    chosen_reward, rejected_reward = beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
+    metrics = {"rewards/chosen": chosen_reward.mean().item(), "rewards/rejected": rejected_reward.mean().item(),
+               "rewards/margins": (chosen_reward - rejected_reward).mean().item(),
+               "rewards/accuracies": (chosen_reward > rejected_reward).float().mean().item()}
+    return losses.mean(), metrics
+
+
+def implicit_reward(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
+    """beta log(pi(y | x) / pi_ref(y | x)): the reward for which pi is the KL-regularised optimum (up to Z(x))."""
+    return beta * (policy_logps - ref_logps)
+
+
+# ---- the closed form on a categorical (checked in notebook 06) -------------------------------
+
+def optimal_policy(ref_probs: torch.Tensor, rewards: torch.Tensor, beta: float) -> torch.Tensor:
+    """pi*(y) = pi_ref(y) exp(r(y) / beta) / Z, the maximiser of E_pi[r] - beta KL(pi || pi_ref). (K,) -> (K,)."""
+    return torch.softmax(torch.log(ref_probs) + rewards / beta, dim=-1)
+
+
+def regularised_objective(probs: torch.Tensor, ref_probs: torch.Tensor, rewards: torch.Tensor,
+                          beta: float) -> torch.Tensor:
+    """E_pi[r] - beta KL(pi || pi_ref) of a categorical policy; differentiable in ``probs``."""
+    return (probs * rewards).sum() - beta * (probs * (torch.log(probs) - torch.log(ref_probs))).sum()
+
+
+# ---- log-probs of given completions -----------------------------------------------------
+
+def encode_completions(tokenizer, prompts: list[str], completions: list[str], device=None,
+                       max_length: int | None = None):
+    """Prompts left-padded, completions (+ EOS, as the policy ends them) right-padded, side by side.
+
+    Prompt and completion are tokenised separately, as the policy produced them. Returns
+    (input_ids (B, P + T), attention_mask, start = P, completion_mask (B, T)).
+    """
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    p_rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    c_rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in completions]
+    P, T = max(map(len, p_rows)), max(map(len, c_rows))
+    if max_length is not None:
+        for i, (p, c) in enumerate(zip(p_rows, c_rows)):
+            if len(p) + len(c) > max_length:
+                raise ValueError(f"pair {i}: prompt + completion is {len(p) + len(c)} tokens, over the model's "
+                                 f"context of {max_length}: {prompts[i][:50]!r}...")
+    ids = torch.full((len(p_rows), P + T), pad, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, (p, c) in enumerate(zip(p_rows, c_rows)):
+        ids[i, P - len(p):P], attn[i, P - len(p):P] = torch.tensor(p), 1
+        ids[i, P:P + len(c)], attn[i, P:P + len(c)] = torch.tensor(c), 1
+    return ids.to(device), attn.to(device), P, attn[:, P:].to(device)
+
+
+def completion_logps(model, tokenizer, prompts: list[str], completions: list[str], reduction: str = "sum",
+                     batch_size: int | None = None) -> torch.Tensor:
+    """log pi(y | x) of each (prompt, completion) at temperature 1, one forward per batch. Returns (N,).
+
+    Differentiable when called with gradients enabled (and ``batch_size`` None: one batch).
+    """
+    device = next(model.parameters()).device
+    step = batch_size or len(prompts)
+    out = []
+    for i in range(0, len(prompts), step):
+        ids, attn, start, mask = encode_completions(tokenizer, prompts[i:i + step], completions[i:i + step],
+                                                    device, context_length(model.config))
+        out.append(sequence_logprob(token_logprobs(model, ids, attn, start), mask, reduction))
+    return torch.cat(out)
+
+
+# ---- training --------------------------------------------------------------------------
+
+@dataclass
+class DPOConfig:
+    """DPO on ranked completions, expanded to pairs (C(K, 2) per ranking) and split by prompt."""
+
+    model: str = "tiny"
+    """The SFT model: the policy starts from it, the frozen reference pi_ref is a copy of it."""
+    beta: float = 0.1
+    """Strength of the KL regularisation (DPO's beta; 0.1 in the paper and in TRL)."""
+    loss_type: str = "sigmoid"
+    """"sigmoid" (DPO eq. 7) or "ipo" (Azar et al. 2023)."""
+    reduction: str = "sum"
+    """log pi(y | x) as the "sum" of token log-probs (exact) or their "mean" (length-normalised)."""
+    epochs: int = 1
+    """Passes over the training pairs."""
+    batch_size: int = 16
+    """Pairs per optimizer step (2 x batch_size sequences in one forward)."""
+    lr: float = 5e-5
+    """Adam learning rate (TRL's default for large models is 1e-6; the tiny model wants more)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    val_fraction: float = 0.2
+    """Share of prompts held out (split by prompt, the same split as the reward model's)."""
+    max_pairs: int | None = None
+    """Use at most this many training pairs (None: all)."""
+    eval_every: int = 25
+    """Steps between evaluations of the held-out implicit-reward accuracy."""
+    seed: int = 0
+    """Seeds the split, the pair order and the batches."""
+    device: str | None = None
+    """"cpu", "cuda", or None for get_device()."""
+
+    def __post_init__(self):
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+
+    @classmethod
+    def tiny(cls) -> "DPOConfig":
+        return cls()
+
+    @classmethod
+    def gpu(cls) -> "DPOConfig":
+        """GPT-2 (124M) on one GPU (not tuned on a GPU yet)."""
+        return cls(model="gpt2", batch_size=32, lr=1e-6, epochs=2)
+
+
+@dataclass
+class DPOHistory:
+    """What `train_dpo` did, for plots and tests (TRL's metric names)."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    """Per step: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies."""
+    val_steps: list[int] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    """Held-out pairs whose chosen completion gets the larger implicit reward."""
+    val_margin: list[float] = field(default_factory=list)
+    n_train_pairs: int = 0
+    n_val_pairs: int = 0
+    pairs_per_s: float = 0.0
+    """Training pairs per second, held-out evaluations excluded."""
+    wall_time_s: float = 0.0
+    reference_s: float = 0.0
+    """Time spent computing the reference log-probs, once, before training."""
+    val_s: float = 0.0
+    """Time spent on held-out evaluations (excluded from pairs_per_s)."""
+
+
+@torch.no_grad()
+def evaluate_pairs(policy, tokenizer, pairs: list[dict], ref_logps: tuple[torch.Tensor, torch.Tensor],
+                   beta: float, reduction: str = "sum", batch_size: int = 64) -> dict[str, float]:
+    """Implicit-reward accuracy and mean margin of ``policy`` on pairs, with cached reference log-probs.
+    Ties count as half right (TRL's ``rewards/accuracies`` counts them as wrong)."""
+    prompts = [p["prompt"] for p in pairs]
+    chosen = completion_logps(policy, tokenizer, prompts, [p["chosen"] for p in pairs], reduction, batch_size)
+    rejected = completion_logps(policy, tokenizer, prompts, [p["rejected"] for p in pairs], reduction, batch_size)
+    margin = (implicit_reward(chosen, ref_logps[0].to(chosen.device), beta)
+              - implicit_reward(rejected, ref_logps[1].to(chosen.device), beta))
+    # a tie (at the start, policy = reference) counts as half right: a coin flip, not a mistake
+    accuracy = ((margin > 0).double() + 0.5 * (margin == 0).double()).mean().item()
+    return {"accuracy": accuracy, "margin": margin.mean().item()}
+
+
+def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=None, val_records=None,
+              progress: bool = True) -> tuple[object, DPOHistory]:
+    """Train a policy with DPO on preference records; returns (policy, history).
+
+    Records are split by prompt (``cfg.val_fraction``) unless ``val_records`` is given, and each
+    ranking becomes its C(K, 2) (chosen, rejected) pairs. The reference log-probs of every pair are
+    computed once, before training, and cached. A NaN or inf loss stops training with an error.
+    """
+    set_seed(cfg.seed)
+    device = get_device(cfg.device, verbose=False)
+    if policy is None:
+        policy, tokenizer = load_model(cfg.model, role="policy", device=device)
+    elif tokenizer is None:
+        raise ValueError("pass the policy's tokenizer along with the policy")
+    reference = freeze(reference if reference is not None else load_model(cfg.model, device=device)[0])
+    policy.eval()   # dropout off: the log-ratios must be those of the deterministic model
+    if val_records is None:
+        records, val_records = split_by_prompt(records, cfg.val_fraction)
+    train, val = to_pairs(records), to_pairs(val_records)
+    random.Random(cfg.seed).shuffle(train)
+    train = train[:cfg.max_pairs] if cfg.max_pairs else train
+    if not train:
+        raise ValueError("no training pairs: give more records or a smaller val_fraction")
+    hist = DPOHistory(n_train_pairs=len(train), n_val_pairs=len(val))
+
+    t0 = time.perf_counter()
+    def ref_of(rows):   # the reference never changes: one pass, cached
+        with torch.no_grad():
+            prompts = [r["prompt"] for r in rows]
+            return (completion_logps(reference, tokenizer, prompts, [r["chosen"] for r in rows], cfg.reduction, 64),
+                    completion_logps(reference, tokenizer, prompts, [r["rejected"] for r in rows], cfg.reduction, 64))
+    ref_train, ref_val = ref_of(train), (ref_of(val) if val else None)
+    hist.reference_s = time.perf_counter() - t0
+
+    def validate(step):
+        if val:
+            t = time.perf_counter()
+            m = evaluate_pairs(policy, tokenizer, val, ref_val, cfg.beta, cfg.reduction)
+            hist.val_steps.append(step), hist.val_accuracy.append(m["accuracy"]), hist.val_margin.append(m["margin"])
+            hist.val_s += time.perf_counter() - t
+
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    per_epoch = math.ceil(len(train) / cfg.batch_size)
+    step, start = 0, time.perf_counter()
+    validate(0)
+    bar = tqdm(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
+    for _ in range(cfg.epochs):
+        for idx in torch.randperm(len(train), generator=gen).split(cfg.batch_size):
+            rows = [train[i] for i in idx.tolist()]
+            prompts = [r["prompt"] for r in rows]
+            logps = completion_logps(policy, tokenizer, prompts + prompts,
+                                     [r["chosen"] for r in rows] + [r["rejected"] for r in rows], cfg.reduction)
+            n = len(rows)
+            loss, metrics = dpo_loss(logps[:n], logps[n:], ref_train[0][idx].to(device), ref_train[1][idx].to(device),
+                                     cfg.beta, cfg.loss_type)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the DPO loss is {loss.item()} at step {step}; lower lr (={cfg.lr}) or use "
+                                         f"reduction='mean' for long completions. The policy was not saved.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            opt.step()
+            step += 1
+            hist.steps.append(step), hist.loss.append(loss.item()), hist.metrics.append(metrics)
+            if step % cfg.eval_every == 0:
+                validate(step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{hist.val_accuracy[-1]:.2f}" if hist.val_accuracy else "-")
+    bar.close()
+    hist.wall_time_s = time.perf_counter() - start
+    hist.pairs_per_s = cfg.epochs * len(train) / (hist.wall_time_s - hist.val_s)
+    if not hist.val_steps or hist.val_steps[-1] != step:
+        validate(step)
+    return policy, hist
+
+
+# ---- exercises of notebook 06 ---------------------------------------------------------------
+
+@exercise("06.1")
+def _dpo_loss_exercise(answer) -> tuple[bool, str]:
+    """The DPO loss of one pair: log pi(y_w) = -10, log pi(y_l) = -12, reference -11 and -11, beta 0.5."""
+    want = -math.log(1 / (1 + math.exp(-0.5 * ((-10 + 11) - (-12 + 11)))))
+    if math.isclose(float(answer), want, abs_tol=1e-3):
+        return True, f"-log sigmoid(0.5 * 2) = {want:.4f}"
+    return False, "h = (log pi_w - log ref_w) - (log pi_l - log ref_l); the loss is -log sigmoid(beta h)"
+
+
+@exercise("06.2")
+def _optimal_policy_exercise(answer) -> tuple[bool, str]:
+    """A function (ref_probs (K,), rewards (K,), beta) -> the optimal policy pi* (K,)."""
+    gen = torch.Generator().manual_seed(6)
+    for beta in (0.1, 1.0, 5.0):
+        ref = torch.softmax(torch.randn(5, generator=gen, dtype=torch.float64), -1)
+        r = torch.randn(5, generator=gen, dtype=torch.float64)
+        want = optimal_policy(ref, r, beta)
+        got = torch.as_tensor(answer(ref.clone(), r.clone(), beta), dtype=torch.float64)
+        if got.shape != want.shape or not torch.allclose(got, want, atol=1e-6):
+            return False, f"beta={beta}: expected {want.numpy().round(3)}; did you normalise by Z?"
+    return True, "pi_ref exp(r / beta) / Z: a small beta follows the reward, a large one stays with pi_ref"
