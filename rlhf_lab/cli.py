@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                    "here override its config (e.g. --iterations 40 to go further)")
     p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
     p.add_argument("--prompt", action="append", help="your own prompt (repeatable); replaces world prompts")
-    _add_config_options(p, PPOConfig)
+    _add_config_options(p, PPOConfig, PPOConfig.tiny())
     return parser
 
 
@@ -105,11 +105,11 @@ def _optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def _add_config_options(p: argparse.ArgumentParser, cls) -> None:
-    """One --option per config field, with the field's doc as help; unset options keep the config's value."""
+def _add_config_options(p: argparse.ArgumentParser, cls, base) -> None:
+    """One --option per config field, with the field's doc as help; unset options keep ``base``'s value."""
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
-        flag, default = "--" + f.name.replace("_", "-"), f.default
+        flag, default = "--" + f.name.replace("_", "-"), getattr(base, f.name)
         help_text = f"{docs.get(f.name, '')} (default {default})".replace("%", "%%")
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)

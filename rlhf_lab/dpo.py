@@ -146,7 +146,7 @@ class DPOConfig:
     """Passes over the training pairs."""
     batch_size: int = 16
     """Pairs per optimizer step (2 x batch_size sequences in one forward)."""
-    lr: float = 5e-5
+    lr: float = 1e-4
     """Adam learning rate (TRL's default for large models is 1e-6; the tiny model wants more)."""
     max_grad_norm: float = 1.0
     """Gradient clipping."""
