@@ -239,3 +239,62 @@ def gao_curve(d, alpha: float, beta: float, form: str = "bon"):
     """The fitted R(d) of `fit_gao` at the points d (a tensor or list); for plotting."""
     d = torch.as_tensor(d, dtype=torch.float64)
     return alpha * d - beta * (d ** 2 if form == "bon" else d * torch.log(d.clamp(min=1e-12)))
+
+
+@torch.no_grad()
+def sample_n(model, tokenizer, prompts, n: int, max_new_tokens: int = 48, temperature: float = 0.7,
+             seed: int = 0, batch_rows: int = 256) -> dict:
+    """N samples per prompt (the pool best-of-n picks from) and their gold scores, without touching the
+    caller's random stream. Returns {"completions": P lists of n strings, "gold": (P, n) tensor}."""
+    from .config import set_seed
+    from .generation import sample
+    from .world import judge_many
+
+    per_batch = max(1, batch_rows // n)
+    completions = []
+    with torch.random.fork_rng(devices=[]):
+        set_seed(seed)
+        for i in range(0, len(prompts), per_batch):
+            chunk = prompts[i:i + per_batch]
+            out = sample(model, tokenizer, [p.text for p in chunk], max_new_tokens=max_new_tokens,
+                         temperature=temperature, num_samples=n)
+            completions += [out.completions[j * n:(j + 1) * n] for j in range(len(chunk))]
+    gold = [[g.gold for g in judge_many([p] * n, row)] for p, row in zip(prompts, completions)]
+    return {"completions": completions, "gold": torch.tensor(gold)}
+
+
+def score_samples(reward_fn, prompts, completions, batch_size: int = 256) -> torch.Tensor:
+    """A proxy's scores of `sample_n`'s completions: (P, n), one batched call per ``batch_size`` rows."""
+    flat_p = [p.text for p, row in zip(prompts, completions) for _ in row]
+    flat_c = [c for row in completions for c in row]
+    scores = torch.cat([reward_fn(flat_p[i:i + batch_size], flat_c[i:i + batch_size]).float().cpu()
+                        for i in range(0, len(flat_c), batch_size)])
+    return scores.reshape(len(completions), -1)
+
+
+# ---- exercises of notebook 07 ------------------------------------------------------------------
+
+from .exercises import exercise  # noqa: E402  (registration only; the module needs nothing else from it)
+
+
+@exercise("07.1")
+def _bon_kl_exercise(answer) -> tuple[bool, str]:
+    """KL of best-of-16 sampling."""
+    want = best_of_n_kl(16)
+    if abs(float(answer) - want) < 1e-3:
+        return True, f"log 16 - 15/16 = {want:.3f} nats"
+    return False, "log n - (n - 1) / n with n = 16"
+
+
+@exercise("07.2")
+def _exact_bon_exercise(answer) -> tuple[bool, str]:
+    """A function (probs (K,), proxy (K,), n) -> the exact KL of best-of-n on a categorical."""
+    g = torch.Generator().manual_seed(7)
+    for k, n in ((5, 2), (20, 4), (50, 16)):
+        probs = torch.softmax(torch.randn(k, generator=g), -1)
+        proxy = torch.randn(k, generator=g)
+        want = exact_best_of_n_kl(probs, proxy, n)
+        got = float(answer(probs.clone(), proxy.clone(), n))
+        if not math.isclose(got, want, abs_tol=1e-5):
+            return False, f"K={k}, n={n}: expected {want:.5f}, got {got:.5f} (P(best = a) = F(a)^n - F(a-)^n)"
+    return True, "the analytic log n - (n-1)/n is its limit when no single outcome is likely"

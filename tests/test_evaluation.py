@@ -96,3 +96,13 @@ def test_fit_gao_recovers_coefficients():
         assert fit["alpha"] == pytest.approx(alpha, rel=1e-6) and fit["beta"] == pytest.approx(beta, rel=1e-6)
         assert fit["r2"] == pytest.approx(1.0)
     assert fit_gao(kl, gao_curve(d, 0.5, 0.1, "bon"), "bon")["d_peak"] == pytest.approx(2.5)
+
+
+def test_exercises_07(capsys):
+    from rlhf_lab.evaluation import best_of_n_kl, exact_best_of_n_kl
+    from rlhf_lab.exercises import check
+
+    assert check("07.1", best_of_n_kl(16))
+    assert not check("07.1", 2.0)
+    assert check("07.2", exact_best_of_n_kl)
+    assert not check("07.2", lambda p, q, n: best_of_n_kl(n))
