@@ -1,0 +1,26 @@
+"""The benchmark suite in quick mode: it runs on the CPU and its JSON has every field."""
+import json
+
+from benchmarks.__main__ import main
+
+
+def test_quick_suite_writes_every_field(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    main(["--profile", "cpu", "--quick", "--json", str(out)])
+    r = json.loads(out.read_text())
+    for key in ("profile", "model", "quick", "date", "device", "versions", "generation", "reward_model",
+                "ppo_course", "ppo_long", "dpo", "trl", "wall_s"):
+        assert key in r, key
+    assert r["quick"] is True and r["versions"]["torch"]
+    assert set(r["generation"]) == {"1", "8"} and all(g["new_tokens_per_s"] > 0 for g in r["generation"].values())
+    assert set(r["reward_model"]) == {"grouped", "shuffled"}
+    assert r["reward_model"]["grouped"]["forwards_per_prompt"] < r["reward_model"]["shuffled"]["forwards_per_prompt"]
+    for key in ("ppo_course", "ppo_long"):
+        assert set(r[key]["median_s"]) == {"generate", "score", "learn", "iteration"}
+        assert r[key]["episodes_per_s"] > 0
+    assert r["ppo_long"]["new_tokens"] == 8 and r["dpo"]["pairs_per_s"] > 0
+    # TRL: skipped with a reason when absent, both ratios and the loss check when present
+    assert "skipped" in r["trl"] or {"reward", "dpo"} <= set(r["trl"])
+    if "reward" in r["trl"]:
+        assert r["trl"]["reward"]["ratio"] > 0 and "losses_close" in r["trl"]["dpo"]
+    assert "rlhf-lab benchmarks, profile cpu" in capsys.readouterr().out
