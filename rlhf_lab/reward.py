@@ -316,6 +316,8 @@ class History:
     """Mean reward over the training completions before the bias was reset."""
     reward_std: float = 0.0
     """Std of the reward over the training completions (after normalisation if asked)."""
+    train_s: float = 0.0
+    """Seconds in the optimizer loop alone (wall_time_s also counts validation and the final centring pass)."""
 
 
 def _group_rewards(rm: RewardModel, groups: list[RankedGroup]):
@@ -394,9 +396,13 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
                  else math.ceil(len(pairs) / cfg.pairs_per_batch))
     hist, start, step = History(), time.perf_counter(), 0
 
+    val_s = [0.0]
+
     def validate():
         if val:
+            t = time.perf_counter()
             m = evaluate(rm, val)
+            val_s[0] += time.perf_counter() - t
             hist.val_steps.append(step), hist.val_epochs.append(step / per_epoch)
             hist.val_loss.append(m["loss"]), hist.val_accuracy.append(m["accuracy"])
 
@@ -435,6 +441,7 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
     bar.close()
+    hist.train_s = time.perf_counter() - start - val_s[0]
     if not hist.val_steps or hist.val_steps[-1] != step:
         validate()
     rm.eval()
