@@ -27,152 +27,26 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .config import get_device, set_seed
-from .generation import logprobs_from_logits, position_ids_from_mask, sample
+from .generation import sample
 from .models import freeze, load_model
-from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, entropy_from_logits, explained_variance,
-                  gae, kl_estimate, masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
+from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
+                  masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
 from .reward import load_reward_model
+# the rollout's pieces live in `rollout`; re-exported so `from rlhf_lab.ppo_trainer import ...` keeps working
+from .rollout import (PPOHistory, RewardFn, Rollout, ValueModel, _trim, as_prompts, policy_forward,  # noqa: F401
+                      value_head)
 from .world import Prompt, judge_many
 
-RewardFn = Callable[[list[str], list[str]], torch.Tensor]
-"""(prompt texts, completions) -> (B,) scores."""
-
-
-def as_prompts(prompts) -> list[Prompt]:
-    """World prompts as they are; plain strings (a student's own prompts) become opening prompts."""
-    out = []
-    for i, p in enumerate(prompts):
-        if isinstance(p, Prompt):
-            out.append(p)
-        elif isinstance(p, str) and p.strip():
-            out.append(Prompt(id=f"user-{i}", text=p, kind="opening", aspect=None, title=""))
-        else:
-            raise ValueError(f"prompt {i} must be a non-empty string or a world Prompt, got {p!r}")
-    if not out:
-        raise ValueError("no prompts to train on")
-    return out
-
-
-# ---- the value function --------------------------------------------------------------------
-
-def value_head(n_emb: int) -> nn.Linear:
-    """A scalar head n_emb -> 1 initialised at 0 (COURSE.md): V = 0 everywhere at the start."""
-    head = nn.Linear(n_emb, 1)
-    nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
-    return head
-
-
-class ValueModel(nn.Module):
-    """A separate critic: a transformer backbone with a scalar head at every position."""
-
-    def __init__(self, backbone):
-        super().__init__()
-        self.backbone = backbone
-        self.head = value_head(backbone.config.hidden_size).to(next(backbone.parameters()).device)
-
-    def forward(self, input_ids, attention_mask, start: int) -> torch.Tensor:
-        """V(s_t) for each response token t: the hidden state of the column before it. Returns (B, T)."""
-        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
-        return self.head(h[:, start - 1:-1].float()).squeeze(-1)
-
-
-def policy_forward(model, input_ids, attention_mask, start: int, temperature: float,
-                   head: nn.Module | None = None, entropy: bool = False):
-    """One forward of the policy over prompt + response rows (B, L); the response starts at ``start``.
-
-    Returns (logprobs (B, T), values (B, T) or None, entropy (B, T) or None), all float32:
-    log pi(y_t | s_t) at temperature T, V(s_t) from ``head`` on the last hidden state, and
-    the entropy of pi(. | s_t) at T. Not masked: multiply by the response mask.
-    """
-    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                position_ids=position_ids_from_mask(attention_mask), output_hidden_states=head is not None)
-    logits = out.logits[:, start - 1:-1]
-    logprobs = logprobs_from_logits(logits, input_ids[:, start:], temperature)
-    values = head(out.hidden_states[-1][:, start - 1:-1].float()).squeeze(-1) if head is not None else None
-    ent = entropy_from_logits(logits.float() / temperature) if entropy else None
-    return logprobs, values, ent
-
-
-# ---- the run's record ----------------------------------------------------------------------
-
-@dataclass
-class PPOHistory:
-    """One row of metrics per iteration (TRL's names where TRL has one) and a few samples of each."""
-
-    rows: list[dict] = field(default_factory=list)
-    samples: list[list[dict]] = field(default_factory=list)
-    """Per iteration: the first few (prompt, completion, score, gold) of the batch."""
-
-    def __getitem__(self, key: str) -> list[float]:
-        if self.rows and key not in self.rows[0]:
-            raise KeyError(f"no metric {key!r}; the history has {sorted(self.rows[0])}")
-        return [row[key] for row in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def to_dict(self) -> dict:
-        return {"rows": self.rows, "samples": self.samples}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PPOHistory":
-        return cls(rows=list(d["rows"]), samples=list(d["samples"]))
-
-
-@dataclass
-class Rollout:
-    """The episodes of one iteration and everything the update needs, shapes (B, T) unless noted."""
-
-    prompts: list[Prompt]
-    completions: list[str]
-    input_ids: torch.Tensor
-    """(B, P + T) prompt and response tokens."""
-    attention_mask: torch.Tensor
-    start: int
-    """Column where the responses start (P)."""
-    mask: torch.Tensor
-    """Response tokens up to and including EOS."""
-    logprobs: torch.Tensor
-    ref_logprobs: torch.Tensor
-    values: torch.Tensor
-    rm_scores: torch.Tensor
-    """(B,) r_phi of every response, before the unfinished-response penalty."""
-    scores: torch.Tensor
-    """(B,) the score used in the reward (penalty and clipping applied)."""
-    finished: torch.Tensor
-    kl: torch.Tensor
-    """Per-token KL estimate used in the reward (cfg.kl_estimator)."""
-    rewards: torch.Tensor
-    non_score_rewards: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-    entropy: torch.Tensor
-
-
 CHECKPOINT_STATE = "trainer_state.pt"
-
-
-def _trim(r: Rollout, rows: torch.Tensor):
-    """A minibatch's rows without the columns that are padding in every one of them: prompt
-    columns left of its longest prompt and response columns right of its longest response.
-    Positions come from the mask, so the logits of the remaining tokens do not change.
-    Returns (input_ids, attention_mask, start, response column slice)."""
-    attn = r.attention_mask[rows]
-    first = int(attn[:, :r.start].any(0).long().argmax())
-    n_resp = int(r.mask[rows].any(0).long().sum())
-    end = r.start + max(n_resp, 1)
-    return r.input_ids[rows, first:end], attn[:, first:end], r.start - first, slice(0, max(n_resp, 1))
 
 
 class PPOTrainer:
