@@ -105,9 +105,10 @@ class PPOTrainer:
         on = self.cfg.bf16 and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
 
-    def _values(self, ids, mask, start, logits_head_values):
+    def _values(self, ids, mask, start, head_values):
+        """V(s_t): the shared head's values from the policy forward, or the separate critic's."""
         if self.critic is None:
-            return logits_head_values
+            return head_values
         return self.critic(ids, mask, start)
 
     @torch.no_grad()
@@ -117,7 +118,7 @@ class PPOTrainer:
         with self._autocast():
             s = sample(self.policy, self.tokenizer, [p.text for p in prompts], max_new_tokens=cfg.max_new_tokens,
                        temperature=cfg.temperature, device=self.device)
-        self._t_generate = time.perf_counter()
+        self._t_generate = time.perf_counter()   # end of the generate phase, read by `iteration`
         ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
         with self._autocast():
             logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
