@@ -33,16 +33,13 @@ from rlhf_lab.ppo import PPOConfig
 from rlhf_lab.ppo_trainer import PPOTrainer
 from rlhf_lab.world import ReviewWorld
 
+from . import device_name, sync
 from . import dpo as dpo_bench
 from . import reward_model as rm_bench
 from . import trl_compare
 
 PROFILES = {"cpu": {"model": "tiny", "batches": (1, 64, 512)}, "gpu": {"model": "gpt2", "batches": (1, 64, 512)}}
 
-
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def long_prompts(tokenizer, n: int, n_tokens: int = 64) -> list[str]:
@@ -67,7 +64,7 @@ def bench_generation(model, tok, batches, max_new_tokens: int, repeats: int, dev
             set_seed(rep)
             start = time.perf_counter()
             s = sample(model, tok, prompts[:b], max_new_tokens=max_new_tokens, temperature=0.7, device=device)
-            _sync(device)
+            sync(device)
             if rep:
                 rates.append(s.completion_mask.sum().item() / (time.perf_counter() - start))
         out[str(b)] = {"new_tokens_per_s": statistics.median(rates), "runs": [round(r) for r in rates]}
@@ -87,7 +84,7 @@ def bench_ppo(model: str, reward_model: str | None, prompts, batch: int, new_tok
     rows = []
     for i in range(iterations + 1):
         row = trainer.iteration()
-        _sync(device)
+        sync(device)
         if i:
             rows.append(row)
     med = {k: statistics.median(r[f"time/{k}"] for r in rows) for k in ("generate", "score", "learn", "iteration")}
@@ -116,8 +113,7 @@ def main(argv=None) -> dict:
 
     result = {"profile": args.profile, "model": model_name, "quick": q,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-              else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+              "device": device_name(device),
               "versions": {"torch": torch.__version__, "python": platform.python_version(),
                            "transformers": __import__("transformers").__version__}}
     result["generation"] = bench_generation(model, tok, batches, 8 if q else 48, 1 if q else 3, device)

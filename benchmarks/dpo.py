@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import time
@@ -25,10 +24,8 @@ from rlhf_lab.dpo import DPOConfig, completion_logps, dpo_loss, train_dpo
 from rlhf_lab.models import load_model
 from rlhf_lab.preferences import load_preferences, to_pairs
 
+from . import device_name, sync
 
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def step_times(model: str, pairs: list[dict], batch_size: int, steps: int, cached: bool, device) -> list[float]:
@@ -60,7 +57,7 @@ def step_times(model: str, pairs: list[dict], batch_size: int, steps: int, cache
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
+        sync(device)
         if n >= 2:
             times.append(time.perf_counter() - start)
     return times
@@ -87,8 +84,7 @@ def main(argv=None) -> None:
     cfg = DPOConfig(model=args.model, max_pairs=args.end_to_end_pairs, batch_size=args.batch_size,
                     eval_every=10**9, device=str(device))
     _, hist = train_dpo(cfg, records, progress=False)
-    name = (torch.cuda.get_device_name() if device.type == "cuda"
-            else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads")
+    name = device_name(device)
     print(f"\nDPO training, model {args.model!r}, {args.batch_size} pairs per step, device {device} ({name}), "
           f"torch {torch.__version__}")
     print(f"{'reference':11s} {'median step s':>13s} {'pairs/s':>8s}   (medians of {args.steps} steps)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
@@ -26,12 +25,10 @@ from rlhf_lab.ppo import PPOConfig
 from rlhf_lab.ppo_trainer import PPOTrainer
 from rlhf_lab.world import ReviewWorld
 
+from . import device_name, sync
+
 PHASES = ("generate", "score", "learn", "iteration")
 
-
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def count_score_forwards(trainer: PPOTrainer, prompts) -> dict[str, int]:
@@ -66,7 +63,7 @@ def time_generation(trainer: PPOTrainer, texts, repeats: int) -> dict[str, float
             start = time.perf_counter()
             sample(trainer.policy, trainer.tokenizer, texts, max_new_tokens=trainer.cfg.max_new_tokens,
                    temperature=trainer.cfg.temperature, use_cache=use_cache)
-            _sync(trainer.device)
+            sync(trainer.device)
             if rep:
                 times.append(time.perf_counter() - start)
         out["kv_cache" if use_cache else "no_cache"] = statistics.median(times)
@@ -92,14 +89,13 @@ def main(argv=None) -> None:
     rows = []
     for i in range(args.iterations + 1):    # the first iteration warms up and is discarded
         row = trainer.iteration()
-        _sync(device)
+        sync(device)
         if i:
             rows.append(row)
     med = {k: statistics.median(r[f"time/{k}"] for r in rows) for k in PHASES}
     forwards = count_score_forwards(trainer, prompts[:args.batch_size])
     gen = time_generation(trainer, [q.text for q in prompts[:args.batch_size]], repeats=3)
-    name = (torch.cuda.get_device_name() if device.type == "cuda"
-            else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads")
+    name = device_name(device)
     print(f"\nPPO iteration, model {args.model!r}, {args.batch_size} episodes x {args.max_new_tokens} new tokens, "
           f"{cfg.ppo_epochs} epochs of minibatch {cfg.mini_batch_size}, device {device} ({name}), torch {torch.__version__}")
     print(f"{'phase':10s} {'median s':>9s} {'share':>6s}   (medians of {args.iterations} iterations)")

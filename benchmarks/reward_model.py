@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
@@ -22,6 +21,8 @@ import torch
 from rlhf_lab.config import get_device, set_seed
 from rlhf_lab.preferences import load_preferences
 from rlhf_lab.reward import RewardConfig, RewardModel, as_groups, train_reward_model
+
+from . import device_name, sync
 
 
 def _tokens(rm: RewardModel, groups) -> int:
@@ -44,8 +45,7 @@ def run(backbone: str, n_prompts: int, repeats: int, device) -> list[dict]:
             cfg = RewardConfig(backbone=backbone, batching=batching, epochs=1, eval_every=10**9)
             start = time.perf_counter()
             _, hist = train_reward_model(cfg, groups, val_records=[], rm=rm, progress=False)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             if rep:
                 times.append(time.perf_counter() - start)
         pairs = hist.pairs_seen
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     device = get_device()
     rows = run(args.backbone, args.prompts, args.repeats, device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    name = device_name(device)
     print(f"\nreward-model training, one epoch, backbone {args.backbone!r}, device {device} ({name}), torch {torch.__version__}")
     print(f"{'batching':9s} {'prompts':>7s} {'pairs':>6s} {'fwd/prompt':>10s} {'median s':>9s} {'pairs/s':>8s} {'tokens/s':>9s}")
     for r in rows:

@@ -47,6 +47,15 @@ def _pairs(n: int) -> list[dict]:
     return pairs[:n]
 
 
+def _as_records(pairs: list[dict]):
+    """Each (prompt, chosen, rejected) pair as a ranking of K = 2, the form rlhf-lab's trainers read."""
+    from rlhf_lab.store import PreferenceRecord
+
+    return [PreferenceRecord(prompt_id=f"p{i}", prompt=p["prompt"], completions=[p["chosen"], p["rejected"]],
+                             ranking=[0, 1], labeler="bench", source="simulated", model="tiny")
+            for i, p in enumerate(pairs)]
+
+
 def _trl_args(cls, steps: int, batch_size: int, lr: float, out: str, **extra):
     return cls(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=lr,
                lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
@@ -103,12 +112,9 @@ def reward_trl(pairs, steps: int, batch_size: int, lr: float) -> dict:
 
 def reward_ours(pairs, steps: int, batch_size: int, lr: float, batching: str) -> dict:
     from rlhf_lab.reward import RewardConfig, RewardModel, train_reward_model
-    from rlhf_lab.store import PreferenceRecord
 
     # one record per pair (K = 2), so "shuffled" and TRL see exactly the same pairs and steps
-    records = [PreferenceRecord(prompt_id=f"p{i}", prompt=p["prompt"], completions=[p["chosen"], p["rejected"]],
-                                ranking=[0, 1], labeler="bench", source="simulated", model="tiny")
-               for i, p in enumerate(pairs[:steps * batch_size])]
+    records = _as_records(pairs[:steps * batch_size])
     set_seed(0)
     rm = RewardModel.from_backbone("tiny", device="cpu")
     cfg = RewardConfig(batching=batching, epochs=1, prompts_per_batch=batch_size, pairs_per_batch=batch_size,
@@ -144,11 +150,8 @@ def dpo_trl(pairs, steps: int, batch_size: int, lr: float, beta: float) -> dict:
 
 def dpo_ours(pairs, steps: int, batch_size: int, lr: float, beta: float) -> dict:
     from rlhf_lab.dpo import DPOConfig, train_dpo
-    from rlhf_lab.store import PreferenceRecord
 
-    records = [PreferenceRecord(prompt_id=f"p{i}", prompt=p["prompt"], completions=[p["chosen"], p["rejected"]],
-                                ranking=[0, 1], labeler="bench", source="simulated", model="tiny")
-               for i, p in enumerate(pairs[:steps * batch_size])]
+    records = _as_records(pairs[:steps * batch_size])
     cfg = DPOConfig(beta=beta, lr=lr, batch_size=batch_size, eval_every=10**9, device="cpu")
     _, hist = train_dpo(cfg, records, val_records=[], progress=False)
     seconds = hist.wall_time_s - hist.val_s

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import get_device, set_seed
 from .exercises import exercise
-from .generation import sequence_logprob, token_logprobs
+from .generation import encode_prompts, sequence_logprob, token_logprobs
 from .models import context_length, freeze, load_model
 from .preferences import split_by_prompt, to_pairs
 
@@ -95,21 +95,19 @@ def encode_completions(tokenizer, prompts: list[str], completions: list[str], de
     Prompt and completion are tokenised separately, as the policy produced them. Returns
     (input_ids (B, P + T), attention_mask, start = P, completion_mask (B, T)).
     """
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    p_rows = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    c_rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in completions]
-    P, T = max(map(len, p_rows)), max(map(len, c_rows))
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device or "cpu")   # (B, P), left-padded
+    c_rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in completions]
     if max_length is not None:
-        for i, (p, c) in enumerate(zip(p_rows, c_rows)):
-            if len(p) + len(c) > max_length:
-                raise ValueError(f"pair {i}: prompt + completion is {len(p) + len(c)} tokens, over the model's "
+        for i, (n, c) in enumerate(zip(prompt_mask.sum(-1).tolist(), c_rows)):
+            if n + len(c) > max_length:
+                raise ValueError(f"pair {i}: prompt + completion is {n + len(c)} tokens, over the model's "
                                  f"context of {max_length}: {prompts[i][:50]!r}...")
-    ids = torch.full((len(p_rows), P + T), pad, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for i, (p, c) in enumerate(zip(p_rows, c_rows)):
-        ids[i, P - len(p):P], attn[i, P - len(p):P] = torch.tensor(p), 1
-        ids[i, P:P + len(c)], attn[i, P:P + len(c)] = torch.tensor(c), 1
-    return ids.to(device), attn.to(device), P, attn[:, P:].to(device)
+    ids = torch.full((len(c_rows), max(map(len, c_rows))), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, c in enumerate(c_rows):
+        ids[i, :len(c)], mask[i, :len(c)] = torch.tensor(c), 1
+    ids, mask = ids.to(prompt_ids.device), mask.to(prompt_ids.device)
+    return (torch.cat([prompt_ids, ids], 1), torch.cat([prompt_mask, mask], 1), prompt_ids.shape[1], mask)
 
 
 def completion_logps(model, tokenizer, prompts: list[str], completions: list[str], reduction: str = "sum",

@@ -18,6 +18,8 @@ import random
 
 import torch
 
+from .exercises import exercise
+
 
 def _flat_pairs(groups):
     """(prompt, winner text, loser text) for every ranked pair of preference records or ranked groups."""
@@ -273,8 +275,6 @@ def score_samples(reward_fn, prompts, completions, batch_size: int = 256) -> tor
 
 
 # ---- exercises of notebook 07 ------------------------------------------------------------------
-
-from .exercises import exercise  # noqa: E402  (registration only; the module needs nothing else from it)
 
 
 @exercise("07.1")

@@ -21,6 +21,7 @@ Dropout is off in every model for the whole run (eval mode), as COURSE.md asks.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -87,7 +88,6 @@ class PPOTrainer:
         else:
             if self._reward_model is None:
                 raise ValueError("value_model='separate' initialises the critic from the reward model: pass reward_model")
-            import copy
             self.critic = ValueModel(copy.deepcopy(self._reward_model.backbone)).to(self.device).eval()
             self.critic.requires_grad_(True)
             self.head = None

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import get_device, set_seed
+from .config import data_dir, get_device, repo_root, set_seed
 from .exercises import exercise
 from .generation import position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
@@ -140,8 +140,6 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
     """Load a reward model by name: "tiny-rm" (shipped) or a folder written by `RewardModel.save_pretrained`
     (notebook 03 saves one to runs/reward_model). A relative folder is looked up from the working
     directory, then from the repository root."""
-    from .config import data_dir, repo_root
-
     if name == SHIPPED_REWARD_MODEL:
         path = data_dir() / "models" / SHIPPED_REWARD_MODEL
         hint = "restore it with `git checkout data/models` or rebuild it with `rlhf-lab reward --out data/models/tiny-rm`"
