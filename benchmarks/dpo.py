@@ -2,8 +2,9 @@
 
     python -m benchmarks.dpo [--steps 20] [--batch-size 16] [--model tiny]
 
-One DPO step forwards the 2B completions of B pairs through the policy, takes the loss of DPO
-eq. 7 and one Adam step. The reference pi_ref never changes, so `train_dpo` computes its
+One DPO step forwards the B pairs through the policy (one packed row per pair: the prompt once,
+both completions after it; `rlhf_lab.dpo.pair_logps`), takes the loss of DPO eq. 7 and one
+Adam step. The reference pi_ref never changes, so `train_dpo` computes its
 log-probs once before training; the alternative is one more (gradient-free) forward of the
 reference at every step. Both are timed on the same pairs of the shipped labels, side by side,
 as medians over ``--steps`` steps after two warm-up steps; then one end-to-end `train_dpo` run
@@ -19,8 +20,8 @@ import time
 
 import torch
 
-from rlhf_lab.config import get_device, set_seed
-from rlhf_lab.dpo import DPOConfig, completion_logps, dpo_loss, train_dpo
+from rlhf_lab.config import adamw, get_device, set_seed
+from rlhf_lab.dpo import DPOConfig, dpo_loss, pair_logps, train_dpo
 from rlhf_lab.models import load_model
 from rlhf_lab.preferences import load_preferences, to_pairs
 
@@ -33,27 +34,23 @@ def step_times(model: str, pairs: list[dict], batch_size: int, steps: int, cache
     policy, tok = load_model(model, role="policy", device=device)
     reference, _ = load_model(model, role="reference", device=device)
     policy.eval()
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-5)
+    opt = adamw(policy.parameters(), lr=1e-5)
     batches = [pairs[i:i + batch_size] for i in range(0, batch_size * (steps + 2), batch_size)]
     cache = {}
     if cached:   # what train_dpo does before its first step (not timed here; reported by the end-to-end run)
         with torch.no_grad():
             for n, rows in enumerate(batches):
-                p = [r["prompt"] for r in rows]
-                cache[n] = completion_logps(reference, tok, p + p, [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+                cache[n] = pair_logps(reference, tok, rows)
     times = []
     for n, rows in enumerate(batches):
         start = time.perf_counter()
-        p = [r["prompt"] for r in rows]
-        texts = [r["chosen"] for r in rows] + [r["rejected"] for r in rows]
         if cached:
             ref = cache[n]
         else:
             with torch.no_grad():
-                ref = completion_logps(reference, tok, p + p, texts)
-        logps = completion_logps(policy, tok, p + p, texts)
-        b = len(rows)
-        loss, _ = dpo_loss(logps[:b], logps[b:], ref[:b], ref[b:], beta=0.1)
+                ref = pair_logps(reference, tok, rows)
+        chosen, rejected = pair_logps(policy, tok, rows)
+        loss, _ = dpo_loss(chosen, rejected, ref[0], ref[1], beta=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -69,6 +69,18 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel (one kernel for every parameter: what transformers' Trainer
+    uses on torch >= 2.8) where the parameters' device has it, the multi-tensor one elsewhere.
+    With ``weight_decay=0`` (the default here) it is Adam. ``params``: tensors or param groups."""
+    params = list(params)
+    kwargs.setdefault("weight_decay", 0.0)
+    try:
+        return torch.optim.AdamW(params, lr=lr, fused=True, **kwargs)
+    except (RuntimeError, ValueError):   # a device without the fused kernel
+        return torch.optim.AdamW(params, lr=lr, **kwargs)
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes shared by every notebook; one preset per kind of machine."""

@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import get_device, set_seed
+from .config import adamw, get_device, set_seed
 from .exercises import exercise
 from .generation import encode_prompts, sequence_logprob, token_logprobs
 from .models import context_length, freeze, load_model
+from .packing import TokenCache, pack, packed_logps
 from .preferences import split_by_prompt, to_pairs
 
 LOSS_TYPES = ("sigmoid", "ipo")
@@ -126,6 +127,28 @@ def completion_logps(model, tokenizer, prompts: list[str], completions: list[str
     return torch.cat(out)
 
 
+def pair_logps(model, tokenizer, pairs: list[dict], reduction: str = "sum", batch_size: int | None = None,
+               tokens: tuple[TokenCache, TokenCache] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log pi(y_w | x), log pi(y_l | x)), each (N,), of (prompt, chosen, rejected) pairs.
+
+    The same numbers as `completion_logps` on the chosen and the rejected completions, from one
+    packed row per pair: the prompt is forwarded once and the unembedding runs on completion
+    tokens only (rlhf_lab.packing). Differentiable with gradients enabled and ``batch_size`` None.
+    ``tokens``: (prompt cache, completion cache) to reuse tokenisations across calls.
+    """
+    prompt_ids, completion_ids = tokens or (TokenCache(tokenizer), TokenCache(tokenizer, eos=True))
+    device, context = next(model.parameters()).device, context_length(model.config)
+    step = batch_size or len(pairs)
+    out = []
+    for i in range(0, len(pairs), step):
+        chunk = pairs[i:i + step]
+        rows = [(prompt_ids(p["prompt"]), [completion_ids(p["chosen"]), completion_ids(p["rejected"])]) for p in chunk]
+        names = [f"pair {i + n} ({p['prompt'][:40]!r}...)" for n, p in enumerate(chunk)]
+        out.append(packed_logps(model, pack(rows, tokenizer.pad_token_id, device, context, names), reduction))
+    both = torch.cat(out).view(-1, 2)
+    return both[:, 0], both[:, 1]
+
+
 # ---- training --------------------------------------------------------------------------
 
 @dataclass
@@ -156,6 +179,8 @@ class DPOConfig:
     """Steps between evaluations of the held-out implicit-reward accuracy."""
     seed: int = 0
     """Seeds the split, the pair order and the batches."""
+    shuffle: bool = True
+    """Shuffle the pairs (each epoch); False keeps the given order (benchmarks compare with TRL batch for batch)."""
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
@@ -202,12 +227,10 @@ class DPOHistory:
 
 @torch.no_grad()
 def evaluate_pairs(policy, tokenizer, pairs: list[dict], ref_logps: tuple[torch.Tensor, torch.Tensor],
-                   beta: float, reduction: str = "sum", batch_size: int = 64) -> dict[str, float]:
+                   beta: float, reduction: str = "sum", batch_size: int = 64, tokens=None) -> dict[str, float]:
     """Implicit-reward accuracy and mean margin of ``policy`` on pairs, with cached reference log-probs.
     Ties count as half right (TRL's ``rewards/accuracies`` counts them as wrong)."""
-    prompts = [p["prompt"] for p in pairs]
-    chosen = completion_logps(policy, tokenizer, prompts, [p["chosen"] for p in pairs], reduction, batch_size)
-    rejected = completion_logps(policy, tokenizer, prompts, [p["rejected"] for p in pairs], reduction, batch_size)
+    chosen, rejected = pair_logps(policy, tokenizer, pairs, reduction, batch_size, tokens)
     margin = (implicit_reward(chosen, ref_logps[0].to(chosen.device), beta)
               - implicit_reward(rejected, ref_logps[1].to(chosen.device), beta))
     # a tie (at the start, policy = reference) counts as half right: a coin flip, not a mistake
@@ -234,42 +257,40 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     if val_records is None:
         records, val_records = split_by_prompt(records, cfg.val_fraction)
     train, val = to_pairs(records), to_pairs(val_records)
-    random.Random(cfg.seed).shuffle(train)
+    if cfg.shuffle:
+        random.Random(cfg.seed).shuffle(train)
     train = train[:cfg.max_pairs] if cfg.max_pairs else train
     if not train:
         raise ValueError("no training pairs: give more records or a smaller val_fraction")
     hist = DPOHistory(n_train_pairs=len(train), n_val_pairs=len(val))
 
     t0 = time.perf_counter()
+    tokens = (TokenCache(tokenizer), TokenCache(tokenizer, eos=True))   # each distinct text tokenised once
     def ref_of(rows):   # the reference never changes: one pass, cached
         with torch.no_grad():
-            prompts = [r["prompt"] for r in rows]
-            return (completion_logps(reference, tokenizer, prompts, [r["chosen"] for r in rows], cfg.reduction, 64),
-                    completion_logps(reference, tokenizer, prompts, [r["rejected"] for r in rows], cfg.reduction, 64))
+            return pair_logps(reference, tokenizer, rows, cfg.reduction, 64, tokens)
     ref_train, ref_val = ref_of(train), (ref_of(val) if val else None)
     hist.reference_s = time.perf_counter() - t0
 
     def validate(step):
         if val:
             t = time.perf_counter()
-            m = evaluate_pairs(policy, tokenizer, val, ref_val, cfg.beta, cfg.reduction)
+            m = evaluate_pairs(policy, tokenizer, val, ref_val, cfg.beta, cfg.reduction, tokens=tokens)
             hist.val_steps.append(step), hist.val_accuracy.append(m["accuracy"]), hist.val_margin.append(m["margin"])
             hist.val_s += time.perf_counter() - t
 
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    opt = adamw(policy.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     step, start = 0, time.perf_counter()
     validate(0)
     bar = tqdm(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
     for _ in range(cfg.epochs):
-        for idx in torch.randperm(len(train), generator=gen).split(cfg.batch_size):
-            rows = [train[i] for i in idx.tolist()]
-            prompts = [r["prompt"] for r in rows]
-            logps = completion_logps(policy, tokenizer, prompts + prompts,
-                                     [r["chosen"] for r in rows] + [r["rejected"] for r in rows], cfg.reduction)
-            n = len(rows)
-            loss, metrics = dpo_loss(logps[:n], logps[n:], ref_train[0][idx].to(device), ref_train[1][idx].to(device),
+        order = torch.randperm(len(train), generator=gen) if cfg.shuffle else torch.arange(len(train))
+        for idx in order.split(cfg.batch_size):
+            chosen, rejected = pair_logps(policy, tokenizer, [train[i] for i in idx.tolist()], cfg.reduction,
+                                          tokens=tokens)
+            loss, metrics = dpo_loss(chosen, rejected, ref_train[0][idx].to(device), ref_train[1][idx].to(device),
                                      cfg.beta, cfg.loss_type)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the DPO loss is {loss.item()} at step {step}; lower lr (={cfg.lr}) or use "

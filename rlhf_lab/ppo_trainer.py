@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import get_device, set_seed
+from .config import adamw, get_device, set_seed
 from .generation import sample
 from .models import freeze, load_model
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
@@ -92,7 +92,7 @@ class PPOTrainer:
             self.critic.requires_grad_(True)
             self.head = None
         params = list(self.policy.parameters()) + list((self.head or self.critic).parameters())
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)   # eps 1e-5: Huang et al., detail 2
+        self.optimizer = adamw(params, lr=cfg.lr, eps=1e-5)   # eps 1e-5: Huang et al., detail 2
         self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
                        else FixedKLController(cfg.kl_coef))
         self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order

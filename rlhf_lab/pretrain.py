@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
-from .config import get_device, set_seed
+from .config import adamw, get_device, set_seed
 from .models import context_length, count_parameters, load_model, train_tokenizer
 from .world import ReviewWorld
 
@@ -169,8 +169,8 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     gen = torch.Generator().manual_seed(cfg.seed)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = adamw([{"params": decay, "weight_decay": cfg.weight_decay},
+                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -247,6 +247,7 @@ def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = T
     tokenizer = train_tokenizer(docs + extra, cfg.vocab_size)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
                         n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        activation_function="gelu_pytorch_tanh",   # GPT-2's GELU, fused (models.fused_gelu)
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id)
     model = GPT2LMHeadModel(config).to(device)

@@ -33,10 +33,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import data_dir, get_device, repo_root, set_seed
+from .config import adamw, data_dir, get_device, repo_root, set_seed
 from .exercises import exercise
 from .generation import position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
+from .packing import PackedBatch, TokenCache, pack, packed_hidden
 from .preferences import ranking_to_pairs, split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
@@ -80,18 +81,40 @@ class RewardModel(nn.Module):
         last = h[torch.arange(h.shape[0], device=h.device), last_token_index(attention_mask)]  # (B, n_emb)
         return self.head(last.float()).squeeze(-1)
 
+    def forward_packed(self, batch: PackedBatch) -> torch.Tensor:
+        """Rewards (N,) of every continuation of packed rows (a prompt forwarded once for all its
+        completions; rlhf_lab.packing), read at each continuation's last token."""
+        h = packed_hidden(self.backbone, batch)
+        return self.head(h[batch.block_row, batch.last_col].float()).squeeze(-1)
+
+    def pack(self, rows: list[tuple[str, list[str]]], tokens: tuple[TokenCache, TokenCache] | None = None
+             ) -> PackedBatch:
+        """(prompt, [completion, ...]) rows as packed token rows, each completion ending in EOS."""
+        prompt_ids, completion_ids = tokens or self.token_caches()
+        names = [f"prompt {p[:50]!r}" for p, _ in rows]
+        return pack([(prompt_ids(p), [completion_ids(c) for c in cs]) for p, cs in rows], self.tokenizer.pad_token_id,
+                    self.device, context_length(self.backbone.config), names)
+
+    def token_caches(self) -> tuple[TokenCache, TokenCache]:
+        """Tokenisers that remember: prompts as they are, completions with the EOS the policy ends them with."""
+        return TokenCache(self.tokenizer), TokenCache(self.tokenizer, eos=True)
+
     def encode(self, prompts: list[str], completions: list[str]):
-        """Tokenise prompt + completion (+ EOS, as the policy ends it) into left-padded rows."""
-        eos = self.tokenizer.eos_token
-        texts = [p + c + eos for p, c in zip(prompts, completions, strict=True)]
-        batch = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        """Tokenise prompt and completion (+ EOS, as the policy ends it) separately, as the policy
+        produced them, into left-padded rows (B, L) of ids and attention mask."""
+        prompt_ids, completion_ids = self.token_caches()
+        rows = [prompt_ids(p) + completion_ids(c) for p, c in zip(prompts, completions, strict=True)]
         context = context_length(self.backbone.config)
-        if batch["input_ids"].shape[1] > context:
-            lengths = batch["attention_mask"].sum(-1)
-            worst = int(lengths.argmax())
-            raise ValueError(f"prompt + completion {worst} is {int(lengths[worst])} tokens, over the reward "
-                             f"model's context of {context}: {texts[worst][:60]!r}...")
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        for i, row in enumerate(rows):
+            if len(row) > context:
+                raise ValueError(f"prompt + completion {i} is {len(row)} tokens, over the reward model's "
+                                 f"context of {context}: {(prompts[i] + completions[i])[:60]!r}...")
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row):], mask[i, width - len(row):] = torch.tensor(row), 1
+        return ids.to(self.device), mask.to(self.device)
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 64) -> torch.Tensor:
         """r_phi(x, y) for each (prompt, completion), in eval mode without gradients. Returns (N,) on CPU."""
@@ -283,6 +306,8 @@ class RewardConfig:
     """After training, also scale the reward to std 1 (the mean is always set to 0)."""
     seed: int = 0
     """Seeds the head initialisation, the split and the batch order."""
+    shuffle: bool = True
+    """Shuffle prompts or pairs each epoch; False keeps the given order (to compare with TRL batch for batch)."""
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
@@ -308,6 +333,10 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     forwards: int = 0
     """Completions forwarded through the model during training."""
+    sequence_tokens: int = 0
+    """Tokens of the (prompt + completion) sequences trained on, a prompt counted with each completion."""
+    forwarded_tokens: int = 0
+    """Tokens the transformer actually processed (no padding): each prompt once per packed group."""
     pairs_seen: int = 0
     wall_time_s: float = 0.0
     reward_mean_before: float = 0.0
@@ -318,12 +347,11 @@ class History:
     """Seconds in the optimizer loop alone (wall_time_s also counts validation and the final centring pass)."""
 
 
-def _group_rewards(rm: RewardModel, groups: list[RankedGroup]):
-    """One forward per completion: (G, K) rewards, (G, K) ranks, (G, K) valid."""
+def _group_rewards(rm: RewardModel, groups: list[RankedGroup], tokens=None, hist: History | None = None):
+    """Each completion forwarded once, the prompt once per group (packed, rlhf_lab.packing):
+    (G, K) rewards, (G, K) ranks, (G, K) valid. Counts the tokens into ``hist`` if given."""
     k = max(len(g.completions) for g in groups)
-    prompts = [g.prompt for g in groups for _ in g.completions]
-    completions = [c for g in groups for c in g.completions]
-    flat = rm(*rm.encode(prompts, completions))
+    flat = _packed_rewards(rm, [(g.prompt, list(g.completions)) for g in groups], tokens, hist)
     rewards = torch.zeros(len(groups), k, device=flat.device)
     ranks = torch.full((len(groups), k), k, dtype=torch.long, device=flat.device)
     valid = torch.zeros(len(groups), k, dtype=torch.bool, device=flat.device)
@@ -337,14 +365,23 @@ def _group_rewards(rm: RewardModel, groups: list[RankedGroup]):
     return rewards, ranks, valid
 
 
+def _packed_rewards(rm: RewardModel, groups: list[tuple[str, list[str]]], tokens, hist: History | None):
+    batch = rm.pack(groups, tokens)
+    if hist is not None:
+        hist.forwards += batch.n_blocks
+        hist.sequence_tokens += batch.sequence_tokens
+        hist.forwarded_tokens += batch.real_tokens
+    return rm.forward_packed(batch)
+
+
 @torch.no_grad()
-def evaluate(rm: RewardModel, groups: list[RankedGroup], batch_prompts: int = 32) -> dict[str, float]:
+def evaluate(rm: RewardModel, groups: list[RankedGroup], batch_prompts: int = 32, tokens=None) -> dict[str, float]:
     """Mean pairwise BT loss and accuracy over all ranked pairs of ``groups`` (eval mode)."""
     was_training = rm.training
     rm.eval()
     total_loss, total_correct, total_pairs = 0.0, 0.0, 0
     for i in range(0, len(groups), batch_prompts):
-        rewards, ranks, valid = _group_rewards(rm, groups[i:i + batch_prompts])
+        rewards, ranks, valid = _group_rewards(rm, groups[i:i + batch_prompts], tokens)
         pairs = pair_mask(ranks, valid)
         diff = (rewards[:, :, None] - rewards[:, None, :])[pairs]
         total_loss += (-F.logsigmoid(diff)).sum().item()
@@ -387,8 +424,9 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
     if not train:
         raise ValueError("the split left no training prompts; give more records or a smaller val_fraction")
     rm = rm or RewardModel.from_backbone(cfg.backbone, device=get_device(cfg.device, verbose=False))
-    opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(rm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
+    tokens = rm.token_caches()   # every prompt and completion tokenised once for the whole run
     pairs = [(g, w, l) for g in train for w, l in g.pairs()]
     per_epoch = (math.ceil(len(train) / cfg.prompts_per_batch) if cfg.batching == "grouped"
                  else math.ceil(len(pairs) / cfg.pairs_per_batch))
@@ -399,7 +437,7 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
     def validate():
         if val:
             t = time.perf_counter()
-            m = evaluate(rm, val)
+            m = evaluate(rm, val, tokens=tokens)
             val_s[0] += time.perf_counter() - t
             hist.val_steps.append(step), hist.val_epochs.append(step / per_epoch)
             hist.val_loss.append(m["loss"]), hist.val_accuracy.append(m["accuracy"])
@@ -409,21 +447,18 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
     bar = tqdm(total=cfg.epochs * per_epoch, desc=f"reward model ({cfg.batching})", disable=not progress)
     for _ in range(cfg.epochs):
         if cfg.batching == "grouped":
-            order = rng.sample(train, len(train))
+            order = rng.sample(train, len(train)) if cfg.shuffle else train
             batches = [order[i:i + cfg.prompts_per_batch] for i in range(0, len(order), cfg.prompts_per_batch)]
         else:
-            order = rng.sample(pairs, len(pairs))
+            order = rng.sample(pairs, len(pairs)) if cfg.shuffle else pairs
             batches = [order[i:i + cfg.pairs_per_batch] for i in range(0, len(order), cfg.pairs_per_batch)]
         for batch in batches:
             if cfg.batching == "grouped":
-                loss, stats = grouped_bt_loss(*_group_rewards(rm, batch))
-                hist.forwards += sum(len(g.completions) for g in batch)
+                loss, stats = grouped_bt_loss(*_group_rewards(rm, batch, tokens, hist))
             else:  # each pair forwards both of its completions: 2 C(K, 2) forwards per prompt per epoch
-                prompts = [g.prompt for g, _, _ in batch]
-                r = rm(*rm.encode(prompts + prompts, [g.completions[w] for g, w, _ in batch]
-                                  + [g.completions[l] for g, _, l in batch]))
-                loss, stats = bt_loss(r[:len(batch)], r[len(batch):])
-                hist.forwards += 2 * len(batch)
+                r = _packed_rewards(rm, [(g.prompt, [g.completions[w], g.completions[l]]) for g, w, l in batch],
+                                    tokens, hist).view(-1, 2)
+                loss, stats = bt_loss(r[:, 0], r[:, 1])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"reward-model loss is {loss.item()} at step {step}; lower the learning "
                                          f"rate (lr={cfg.lr}) or check the records. Nothing was saved.")

@@ -15,12 +15,15 @@ def test_quick_suite_writes_every_field(tmp_path, capsys):
     assert set(r["generation"]) == {"1", "8"} and all(g["new_tokens_per_s"] > 0 for g in r["generation"].values())
     assert set(r["reward_model"]) == {"grouped", "shuffled"}
     assert r["reward_model"]["grouped"]["forwards_per_prompt"] < r["reward_model"]["shuffled"]["forwards_per_prompt"]
+    for v in r["reward_model"].values():   # packing forwards a prompt once for all its completions
+        assert 0 < v["forwarded_tokens_per_s"] < v["tokens_per_s"]
     for key in ("ppo_course", "ppo_long"):
         assert set(r[key]["median_s"]) == {"generate", "score", "learn", "iteration"}
         assert r[key]["episodes_per_s"] > 0
     assert r["ppo_long"]["new_tokens"] == 8 and r["dpo"]["pairs_per_s"] > 0
     # TRL: skipped with a reason when absent, both ratios and the loss check when present
     assert "skipped" in r["trl"] or {"reward", "dpo"} <= set(r["trl"])
-    if "reward" in r["trl"]:
-        assert r["trl"]["reward"]["ratio"] > 0 and "losses_close" in r["trl"]["dpo"]
+    if "reward" in r["trl"]:   # the same weights and batches on both sides: the same loss at every step
+        for k in ("reward", "dpo"):
+            assert r["trl"][k]["ratio"] > 0 and r["trl"][k]["losses_close"], r["trl"][k]["max_loss_gap"]
     assert "rlhf-lab benchmarks, profile cpu" in capsys.readouterr().out
