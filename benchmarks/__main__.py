@@ -5,10 +5,14 @@
     python -m benchmarks --profile cpu --quick    # a few steps of each, as CI runs it
 
 Measures, as medians over repeated runs in one process:
-* generation: new tokens per second at batch 1, 64 and 512 (KV cache, temperature 0.7);
+* generation: new tokens per second at batch 1, 64 and 512 (KV cache, temperature 0.7), and
+  with a static cache and a compiled decode step (`sample(compile=True)`; on the cpu profile
+  at batch 64 only, where it does not pay off; the compile time is reported, not counted);
 * reward-model training: tokens and comparisons per second (grouped and shuffled batching);
 * PPO: episodes per second with 64-token prompts and 48-token responses (4 PPO epochs), and the
-  course setting of issue 6 (64 episodes x 24 new tokens), each split into generate / score / learn;
+  course setting of issue 6 (64 episodes x 24 new tokens), each split into generate / score / learn,
+  minibatches grouped by length; on a GPU the peak memory allocated, and once more with a
+  separate critic (policy + reference + reward model + value model);
 * DPO: pairs per second with the reference log-probs cached;
 * side by side with TRL (when the optional extra is installed): reward-model training and DPO on
   the same work, with the ratio rlhf-lab / TRL (`benchmarks.trl_compare`).
@@ -55,7 +59,9 @@ def long_prompts(tokenizer, n: int, n_tokens: int = 64) -> list[str]:
     return out
 
 
-def bench_generation(model, tok, batches, max_new_tokens: int, repeats: int, device) -> dict:
+def bench_generation(model, tok, batches, max_new_tokens: int, repeats: int, device, compile: bool = False) -> dict:
+    """New tokens per second (finished rows stop counting) at each batch size; the first call of
+    each size warms up (and compiles, with ``compile``) and is timed apart as ``first_call_s``."""
     prompts = [p.text for p in ReviewWorld(0).prompts(max(batches), kind="mixed", split="test")]
     out = {}
     for b in batches:
@@ -63,18 +69,26 @@ def bench_generation(model, tok, batches, max_new_tokens: int, repeats: int, dev
         for rep in range(repeats + 1):
             set_seed(rep)
             start = time.perf_counter()
-            s = sample(model, tok, prompts[:b], max_new_tokens=max_new_tokens, temperature=0.7, device=device)
+            s = sample(model, tok, prompts[:b], max_new_tokens=max_new_tokens, temperature=0.7, device=device,
+                       compile=compile)
             sync(device)
             if rep:
                 rates.append(s.completion_mask.sum().item() / (time.perf_counter() - start))
-        out[str(b)] = {"new_tokens_per_s": statistics.median(rates), "runs": [round(r) for r in rates]}
+            else:
+                first = time.perf_counter() - start
+        out[str(b)] = {"new_tokens_per_s": statistics.median(rates), "runs": [round(r) for r in rates],
+                       "first_call_s": first}
     return out
 
 
 def bench_ppo(model: str, reward_model: str | None, prompts, batch: int, new_tokens: int, iterations: int,
-              device) -> dict:
+              device, value_model: str = "shared") -> dict:
     cfg = PPOConfig(model=model, batch_size=batch, mini_batch_size=min(32, batch), max_new_tokens=new_tokens,
-                    device=str(device), **({"reward_model": reward_model} if reward_model else {}))
+                    device=str(device), group_by_length=True, value_model=value_model,
+                    **({"reward_model": reward_model} if reward_model else {}))
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     kwargs = {}
     if reward_model is None:   # throughput only: an untrained scalar head on the same backbone
         from rlhf_lab.reward import RewardModel
@@ -88,7 +102,7 @@ def bench_ppo(model: str, reward_model: str | None, prompts, batch: int, new_tok
         if i:
             rows.append(row)
     med = {k: statistics.median(r[f"time/{k}"] for r in rows) for k in ("generate", "score", "learn", "iteration")}
-    out = {"episodes": batch, "new_tokens": new_tokens, "median_s": med,
+    out = {"episodes": batch, "new_tokens": new_tokens, "median_s": med, "value_model": value_model,
            "episodes_per_s": batch / med["iteration"],
            "mean_response_tokens": statistics.mean(r["response/length"] for r in rows)}
     if device.type == "cuda":
@@ -117,6 +131,9 @@ def main(argv=None) -> dict:
               "versions": {"torch": torch.__version__, "python": platform.python_version(),
                            "transformers": __import__("transformers").__version__}}
     result["generation"] = bench_generation(model, tok, batches, 8 if q else 48, 1 if q else 3, device)
+    if not q:   # on a CPU one size shows it (each size compiles anew: about 20 s each)
+        compiled = batches if device.type == "cuda" else (64,)
+        result["generation_compiled"] = bench_generation(model, tok, compiled, 48, 3, device, compile=True)
     rows = rm_bench.run(model_name, 8 if q else 64, 1 if q else 3, device)
     result["reward_model"] = {r["batching"]: {k: r[k] for k in ("pairs_per_s", "tokens_per_s", "forwarded_tokens_per_s",
                                                                   "forwards_per_prompt", "median_s")} for r in rows}
@@ -126,6 +143,9 @@ def main(argv=None) -> dict:
                                      1 if q else 5, device)
     result["ppo_long"] = bench_ppo(model_name, rm_name, long_prompts(tok, 16 if q else 64), 16 if q else 64,
                                    8 if q else 48, 1 if q else 5, device)
+    if device.type == "cuda":   # the memory of all four models: policy, reference, reward and a separate critic
+        result["ppo_long_separate_critic"] = bench_ppo(model_name, rm_name, long_prompts(tok, 64), 64, 48, 3, device,
+                                                       value_model="separate")
     from rlhf_lab.preferences import load_preferences, to_pairs
     import random
     pairs = to_pairs(load_preferences(labeler="sim-gold"))
@@ -158,17 +178,24 @@ def print_table(r: dict) -> None:
     print(f"{'measure':44s} {'median':>12s}")
     for b, g in r["generation"].items():
         print(f"{'generation, batch ' + b + ', new tokens/s':44s} {g['new_tokens_per_s']:12.0f}")
+    for b, g in r.get("generation_compiled", {}).items():
+        print(f"{'  static cache + compile, batch ' + b:44s} {g['new_tokens_per_s']:12.0f}"
+              f"   (first call, compiling: {g['first_call_s']:.1f} s)")
     for k, v in r["reward_model"].items():
         print(f"{'reward model (' + k + '), sequence tokens/s':44s} {v['tokens_per_s']:12.0f}"
               f"   ({v['forwarded_tokens_per_s']:.0f} forwarded: prompts once per packed group)")
         print(f"{'reward model (' + k + '), comparisons/s':44s} {v['pairs_per_s']:12.1f}")
-    for key, label in (("ppo_course", "PPO course setting"), ("ppo_long", "PPO 64-token prompts")):
+    for key, label in (("ppo_course", "PPO course setting"), ("ppo_long", "PPO 64-token prompts"),
+                       ("ppo_long_separate_critic", "PPO 64-token prompts, separate critic")):
+        if key not in r:
+            continue
         v = r[key]
         m = v["median_s"]
         name = f"{label} ({v['episodes']} x {v['new_tokens']}), episodes/s"
         print(f"{name:44s} {v['episodes_per_s']:12.1f}"
               f"   generate {m['generate']:.2f} s, score {m['score']:.2f} s, learn {m['learn']:.2f} s, "
-              f"iteration {m['iteration']:.2f} s")
+              f"iteration {m['iteration']:.2f} s"
+              + (f", peak memory {v['peak_memory_gb']:.1f} GB" if "peak_memory_gb" in v else ""))
     print(f"{'DPO, pairs/s (reference cached)':44s} {r['dpo']['pairs_per_s']:12.1f}")
     t = r["trl"]
     if "skipped" in t:

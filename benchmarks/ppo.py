@@ -38,7 +38,9 @@ def count_score_forwards(trainer: PPOTrainer, prompts) -> dict[str, int]:
     policy forward that sees the full prompt + response width is a scoring forward.
     """
     rm = trainer._reward_model
-    models = {"policy": trainer.policy, "reference": trainer.reference, "reward": rm.backbone if rm else None}
+    # the transformers under the LM heads: scoring forwards call them directly (rollout.policy_forward)
+    models = {"policy": trainer.policy.base_model, "reference": trainer.reference.base_model,
+              "reward": rm.backbone if rm else None}
     widths = {name: [] for name in models}
     hooks = [m.register_forward_pre_hook(lambda mod, args, kwargs, n=name: widths[n].append(
                  (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else args[0]).shape[1]),
@@ -78,29 +80,40 @@ def main(argv=None) -> None:
     p.add_argument("--mini-batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--iterations", type=int, default=8)
+    p.add_argument("--group-by-length", choices=["off", "on", "both"], default="both",
+                   help="minibatches by response length (PPOConfig.group_by_length); both: side by side")
     p.add_argument("--device", default=None)
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args(argv)
     device = get_device(args.device)
-    cfg = PPOConfig(model=args.model, reward_model=args.reward_model, batch_size=args.batch_size,
-                    mini_batch_size=args.mini_batch_size, max_new_tokens=args.max_new_tokens, device=str(device))
     prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
-    trainer = PPOTrainer(cfg, prompts)
-    rows = []
-    for i in range(args.iterations + 1):    # the first iteration warms up and is discarded
-        row = trainer.iteration()
-        sync(device)
-        if i:
-            rows.append(row)
-    med = {k: statistics.median(r[f"time/{k}"] for r in rows) for k in PHASES}
+    settings = {"off": [False], "on": [True], "both": [False, True]}[args.group_by_length]
+    runs = {}
+    for grouped in settings:   # the same seed, prompts and first rollout for each setting
+        cfg = PPOConfig(model=args.model, reward_model=args.reward_model, batch_size=args.batch_size,
+                        mini_batch_size=args.mini_batch_size, max_new_tokens=args.max_new_tokens, device=str(device),
+                        group_by_length=grouped)
+        trainer = PPOTrainer(cfg, prompts)
+        rows = []
+        for i in range(args.iterations + 1):    # the first iteration warms up and is discarded
+            row = trainer.iteration()
+            sync(device)
+            if i:
+                rows.append(row)
+        runs[grouped] = {k: statistics.median(r[f"time/{k}"] for r in rows) for k in PHASES}
+    med = runs[settings[-1]]
     forwards = count_score_forwards(trainer, prompts[:args.batch_size])
     gen = time_generation(trainer, [q.text for q in prompts[:args.batch_size]], repeats=3)
     name = device_name(device)
     print(f"\nPPO iteration, model {args.model!r}, {args.batch_size} episodes x {args.max_new_tokens} new tokens, "
           f"{cfg.ppo_epochs} epochs of minibatch {cfg.mini_batch_size}, device {device} ({name}), torch {torch.__version__}")
-    print(f"{'phase':10s} {'median s':>9s} {'share':>6s}   (medians of {args.iterations} iterations)")
+    print(f"{'phase':10s} {'median s':>9s} {'share':>6s}   (medians of {args.iterations} iterations, "
+          f"group_by_length={settings[-1]})")
     for k in PHASES:
         print(f"{k:10s} {med[k]:9.3f} {med[k] / med['iteration']:6.0%}")
+    if len(runs) == 2:
+        print(f"learn phase, minibatches by length vs shuffled: {runs[True]['learn']:.3f} vs {runs[False]['learn']:.3f} s "
+              f"({runs[False]['learn'] / runs[True]['learn']:.2f}x)")
     print(f"episodes per second: {args.batch_size / med['iteration']:.1f}; mean response "
           f"{statistics.mean(r['response/length'] for r in rows):.1f} tokens")
     print("score-phase forwards per model: " + ", ".join(f"{k} {v}" for k, v in forwards.items()))
@@ -108,7 +121,7 @@ def main(argv=None) -> None:
           f"({gen['no_cache'] / gen['kv_cache']:.2f}x, medians of 3)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"medians_s": med, "forwards": forwards, "generation_s": gen, "device": name,
+            json.dump({"medians_s": med, "by_grouping": {str(k): v for k, v in runs.items()}, "forwards": forwards, "generation_s": gen, "device": name,
                        "args": vars(args), "iterations": [{k: r[f'time/{k}'] for k in PHASES} for r in rows]},
                       f, indent=2)
 

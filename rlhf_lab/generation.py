@@ -62,8 +62,9 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def encode_prompts(tokenizer, prompts: list[str], device, max_length: int | None = None):
+def encode_prompts(tokenizer, prompts: list[str], device, max_length: int | None = None, multiple_of: int = 1):
     """Tokenise and left-pad prompts; a prompt longer than ``max_length`` is an error naming it.
+    ``multiple_of`` rounds the width up (fewer distinct shapes for a compiled model).
 
     Returns ``(input_ids, attention_mask)``, each (B, P).
     """
@@ -79,6 +80,9 @@ def encode_prompts(tokenizer, prompts: list[str], device, max_length: int | None
                 f"(context minus the new-token budget): {prompts[i][:60]!r}... Shorten it or lower max_new_tokens."
             )
     width = max(len(r) for r in rows)
+    width = -(-width // multiple_of) * multiple_of
+    if max_length is not None:
+        width = min(width, max(max_length, max(len(r) for r in rows)))
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
@@ -142,8 +146,20 @@ def _quiet_finished_row_notice():
 
 
 @torch.no_grad()
+def _compiled(device, on: bool) -> dict:
+    """generate()'s arguments for a static cache with a compiled decode step (none when off)."""
+    if not on:
+        return {}
+    from transformers import CompileConfig
+
+    gpu = torch.device(device).type == "cuda"
+    config = CompileConfig(mode="reduce-overhead" if gpu else "default", dynamic=False)
+    config._compile_all_devices = True   # generate() compiles on accelerators only unless told
+    return {"cache_implementation": "static", "compile_config": config}
+
+
 def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temperature: float = 1.0,
-           num_samples: int = 1, device=None, use_cache: bool = True) -> Samples:
+           num_samples: int = 1, device=None, use_cache: bool = True, compile: bool = False) -> Samples:
     """Sample ``num_samples`` completions per prompt in one batched call.
 
     Pure ancestral sampling at temperature T (no top-k or top-p: both make the
@@ -152,12 +168,19 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
     each step divided by the same T. Seed with ``set_seed`` before calling for
     reproducible samples. ``use_cache=False`` recomputes the whole prefix at every step
     (only for measuring what the cache saves, in benchmarks/ppo.py).
+
+    ``compile=True`` decodes with a static KV cache (preallocated, fixed shapes) and a
+    ``torch.compile``d decode step (CUDA graphs on a GPU, where one decode step of a small
+    model is mostly kernel-launch time). Prompts are left-padded to a multiple of 32 tokens so
+    that few shapes are compiled. The first call compiles (tens of seconds); on a CPU it does
+    not pay off (benchmarks: 0.54 s against 0.56 s for 64 x 48 tokens, after 21 s of compiling).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); sampling at T=0 is greedy decoding")
     device = device or next(model.parameters()).device
     context = context_length(model.config)
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_length=context - max_new_tokens)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_length=context - max_new_tokens,
+                                             multiple_of=32 if compile else 1)
     prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
     prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)
     with _quiet_finished_row_notice():
@@ -165,7 +188,7 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
             input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
             top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            output_logits=True, return_dict_in_generate=True, use_cache=use_cache,
+            output_logits=True, return_dict_in_generate=True, use_cache=use_cache, **_compiled(device, compile),
         )
     completion_ids = out.sequences[:, prompt_ids.shape[1]:]
     logprobs = logprobs_from_logits(torch.stack(out.logits, dim=1), completion_ids, temperature)  # raw logits / T

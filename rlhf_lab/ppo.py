@@ -148,17 +148,18 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     logprobs: differentiable log pi_theta(y_t | s_t); old_logprobs: the same under the policy
     that sampled (detached). Returns (loss, stats): clipfrac (share of tokens where the
     clipped term was chosen), approxkl (mean of (log rho)^2 / 2, the size of the update),
-    ratio (mean rho).
+    ratio (mean rho), as 0-d tensors on the inputs' device (a training loop reads them after
+    its last minibatch instead of waiting for the device at every one).
     """
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1 - cliprange, 1 + cliprange)
     loss = masked_mean(torch.maximum(unclipped, clipped), mask)
-    with torch.no_grad():
-        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask).item(),
-                 "approxkl": masked_mean(0.5 * log_ratio ** 2, mask).item(),
-                 "ratio": masked_mean(ratio, mask).item()}
+    with torch.no_grad():   # 0-d tensors: reading them (float(), f-strings) is left to the caller
+        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
+                 "approxkl": masked_mean(0.5 * log_ratio ** 2, mask),
+                 "ratio": masked_mean(ratio, mask)}
     return loss, stats
 
 
@@ -168,14 +169,14 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 
     The new values may move at most ``cliprange_value`` from the rollout's values before
     the loss stops rewarding the move (Huang et al. 2024, detail 10; TRL's ``cliprange_value``).
-    Returns (loss, stats) with the share of tokens where the clipped term was larger.
+    Returns (loss, stats) with the share of tokens where the clipped term was larger (a 0-d tensor).
     """
     clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     loss_unclipped = (values - returns) ** 2
     loss_clipped = (clipped_values - returns) ** 2
     loss = 0.5 * masked_mean(torch.maximum(loss_unclipped, loss_clipped), mask)
     with torch.no_grad():
-        stats = {"clipfrac": masked_mean((loss_clipped > loss_unclipped).float(), mask).item()}
+        stats = {"clipfrac": masked_mean((loss_clipped > loss_unclipped).float(), mask)}
     return loss, stats
 
 
@@ -219,6 +220,9 @@ class AdaptiveKLController:
 
 # ---- the configuration ------------------------------------------------------------------
 
+COMPILE_MODES = ("off", "generate", "all")
+
+
 @dataclass
 class PPOConfig:
     """Every coefficient of a PPO run. Defaults are COURSE.md's (Huang et al. 2024, TRL) where one exists."""
@@ -235,6 +239,8 @@ class PPOConfig:
     """Episodes per gradient step; batch_size / mini_batch_size steps per PPO epoch."""
     ppo_epochs: int = 4
     """Passes over each batch of episodes (4 in the reproductions)."""
+    group_by_length: bool = False
+    """Minibatches of episodes of similar response length (shuffled order): less padding per step."""
     lr: float = 1e-4
     """Adam learning rate (1e-4 for the embedded model; GPT-2 uses about 1e-5)."""
     max_grad_norm: float = 1.0
@@ -279,6 +285,8 @@ class PPOConfig:
     values); "separate": a value model of its own, initialised from the reward model."""
     bf16: bool = True
     """On CUDA, run forwards under bf16 autocast (log-probs and losses stay in float32)."""
+    compile: str = "off"
+    """"generate": static KV cache and a torch.compiled decode step; "all": the update's forward too. For GPUs."""
     checkpoint_every: int = 5
     """Iterations between checkpoints when the run has an output folder (0: only at the end)."""
     seed: int = 0
@@ -296,6 +304,8 @@ class PPOConfig:
             raise ValueError(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
 
     @classmethod
     def tiny(cls) -> "PPOConfig":
@@ -307,7 +317,7 @@ class PPOConfig:
     def gpu(cls) -> "PPOConfig":
         """GPT-2 (124M) on one GPU, with a GPT-2 reward model trained in notebook 03 (not tuned on a GPU yet)."""
         return cls(model="gpt2", reward_model="runs/reward_model", iterations=100, batch_size=128,
-                   mini_batch_size=32, lr=1e-5, max_new_tokens=48)
+                   mini_batch_size=32, lr=1e-5, max_new_tokens=48, group_by_length=True)
 
 
 # ---- exercises of notebook 05 ---------------------------------------------------------------

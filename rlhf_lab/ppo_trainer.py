@@ -98,6 +98,8 @@ class PPOTrainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
         self.history = PPOHistory()
         self.checkpoint_dir: Path | None = None
+        # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
+        self._learn_forward = torch.compile(policy_forward, dynamic=True) if cfg.compile == "all" else policy_forward
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -117,7 +119,7 @@ class PPOTrainer:
         cfg = self.cfg
         with self._autocast():
             s = sample(self.policy, self.tokenizer, [p.text for p in prompts], max_new_tokens=cfg.max_new_tokens,
-                       temperature=cfg.temperature, device=self.device)
+                       temperature=cfg.temperature, device=self.device, compile=cfg.compile != "off")
         self._t_generate = time.perf_counter()   # end of the generate phase, read by `iteration`
         ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
         with self._autocast():
@@ -148,38 +150,64 @@ class PPOTrainer:
         return Rollout(prompts, s.completions, ids, attn, start, mask, logprobs, ref_logprobs, values, rm_scores,
                        scores, s.finished, kl, rewards, non_score, advantages, returns, ent * mask)
 
+    def minibatches(self, r: Rollout) -> list[list[int]]:
+        """Episode indices of every minibatch of the ``ppo_epochs`` passes, on the host: each pass a
+        fresh permutation cut into minibatches; with ``group_by_length`` the permutation is sorted
+        by response length first (ties stay shuffled) and the minibatches are then shuffled, so a
+        minibatch holds episodes of similar length and is cut narrower (`_trim`)."""
+        cfg, out = self.cfg, []
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(cfg.batch_size, generator=self.generator).tolist()
+            if cfg.group_by_length:
+                order.sort(key=lambda i: r.response_lengths[i])          # stable: equal lengths stay shuffled
+                chunks = [order[i:i + cfg.mini_batch_size] for i in range(0, len(order), cfg.mini_batch_size)]
+                out += [chunks[j] for j in torch.randperm(len(chunks), generator=self.generator).tolist()]
+            else:
+                out += [order[i:i + cfg.mini_batch_size] for i in range(0, len(order), cfg.mini_batch_size)]
+        return out
+
     def learn(self, r: Rollout) -> dict[str, float]:
-        """``ppo_epochs`` passes of shuffled minibatches over the rollout. Returns averaged stats."""
+        """``ppo_epochs`` passes of shuffled minibatches over the rollout. Returns averaged stats.
+
+        Nothing in the loop waits for the device: the minibatch indices go over in one copy,
+        their widths come from the host's lengths, and the statistics (and the check for a
+        non-finite loss) stay on the device until the loop is done. A non-finite loss is
+        reported after the loop, before anything is saved.
+        """
         cfg, stats = self.cfg, {"pg": [], "vf": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(cfg.batch_size, generator=self.generator).to(self.device)
-            for mb in order.split(cfg.mini_batch_size):
-                ids, attn, start, cols = _trim(r, mb)
-                m = r.mask[mb][:, cols]
-                with self._autocast():
-                    logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature,
-                                                           self.head, entropy=cfg.ent_coef > 0)
-                    values = self._values(ids, attn, start, values)
-                pg, pg_stats = policy_loss(logprobs, r.logprobs[mb][:, cols], r.advantages[mb][:, cols], m,
-                                           cfg.cliprange)
-                vf, vf_stats = value_loss(values, r.values[mb][:, cols], r.returns[mb][:, cols], m,
-                                          cfg.cliprange_value)
-                loss = pg + cfg.vf_coef * vf
-                if cfg.ent_coef > 0:
-                    loss = loss - cfg.ent_coef * masked_mean(ent, m)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the PPO loss is {loss.item()} at iteration {len(self.history) + 1} (policy {pg.item()}, value "
-                        f"{vf.item()}); lower lr (={cfg.lr}) or clip the score (score_clip). {self._checkpoint_note()}")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.optimizer.step()
-                for k, v in (("pg", pg.item()), ("vf", vf.item()), ("vf_clipfrac", vf_stats["clipfrac"]),
-                             *((k, pg_stats[k]) for k in ("clipfrac", "approxkl", "ratio"))):
-                    stats[k].append(v)
-        return {k: sum(v) / len(v) for k, v in stats.items()}
+        batches = self.minibatches(r)
+        on_device = torch.tensor(batches, device=self.device)      # (steps, mini_batch_size), one copy
+        for host_rows, mb in zip(batches, on_device):
+            ids, attn, start, cols = _trim(r, mb, host_rows)
+            m = r.mask[mb][:, cols]
+            with self._autocast():
+                logprobs, values, ent = self._learn_forward(self.policy, ids, attn, start, cfg.temperature,
+                                                            self.head, entropy=cfg.ent_coef > 0)
+                values = self._values(ids, attn, start, values)
+            pg, pg_stats = policy_loss(logprobs, r.logprobs[mb][:, cols], r.advantages[mb][:, cols], m,
+                                       cfg.cliprange)
+            vf, vf_stats = value_loss(values, r.values[mb][:, cols], r.returns[mb][:, cols], m,
+                                      cfg.cliprange_value)
+            loss = pg + cfg.vf_coef * vf
+            if cfg.ent_coef > 0:
+                loss = loss - cfg.ent_coef * masked_mean(ent, m)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            self.optimizer.step()
+            for k, v in (("pg", pg.detach()), ("vf", vf.detach()), ("vf_clipfrac", vf_stats["clipfrac"]),
+                         *((k, pg_stats[k]) for k in ("clipfrac", "approxkl", "ratio"))):
+                stats[k].append(v)
+        table = {k: torch.stack(v).float().cpu() for k, v in stats.items()}   # the loop's one wait for the device
+        losses = table["pg"] + cfg.vf_coef * table["vf"]
+        if not torch.isfinite(losses).all():
+            step = int((~torch.isfinite(losses)).nonzero()[0])
+            raise FloatingPointError(
+                f"the PPO loss is {losses[step].item()} at iteration {len(self.history) + 1}, minibatch step {step + 1} "
+                f"(policy {table['pg'][step].item()}, value {table['vf'][step].item()}); lower lr (={cfg.lr}) or clip "
+                f"the score (score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
+        return {k: v.mean().item() for k, v in table.items()}
 
     def iteration(self) -> dict[str, float]:
         """One rollout and one update; appends a row to the history and returns it."""

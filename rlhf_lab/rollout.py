@@ -73,11 +73,13 @@ def policy_forward(model, input_ids, attention_mask, start: int, temperature: fl
     log pi(y_t | s_t) at temperature T, V(s_t) from ``head`` on the last hidden state, and
     the entropy of pi(. | s_t) at T. Not masked: multiply by the response mask.
     """
-    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                position_ids=position_ids_from_mask(attention_mask), output_hidden_states=head is not None)
-    logits = out.logits[:, start - 1:-1]
+    h = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                         position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
+    h = h[:, start - 1:-1]   # the states that predict the response tokens
+    # the unembedding on those columns only: the prompt's logits (B, P, V) are never needed
+    logits = model.get_output_embeddings()(h)
     logprobs = logprobs_from_logits(logits, input_ids[:, start:], temperature)
-    values = head(out.hidden_states[-1][:, start - 1:-1].float()).squeeze(-1) if head is not None else None
+    values = head(h.float()).squeeze(-1) if head is not None else None
     ent = entropy_from_logits(logits.float() / temperature) if entropy else None
     return logprobs, values, ent
 
@@ -136,15 +138,28 @@ class Rollout:
     advantages: torch.Tensor
     returns: torch.Tensor
     entropy: torch.Tensor
+    prompt_lengths: list[int] = field(default_factory=list)
+    """Per episode, on the host: prompt tokens (the rest of the first ``start`` columns is padding)."""
+    response_lengths: list[int] = field(default_factory=list)
+    """Per episode, on the host: response tokens up to and including EOS."""
+
+    def __post_init__(self):
+        # read once here, so the update loop can cut minibatches without asking the device
+        if not self.prompt_lengths:
+            self.prompt_lengths = self.attention_mask[:, :self.start].sum(-1).tolist()
+        if not self.response_lengths:
+            self.response_lengths = self.mask.sum(-1).long().tolist()
 
 
-def _trim(r: Rollout, rows: torch.Tensor):
+def _trim(r: Rollout, rows: torch.Tensor, host_rows: list[int] | None = None):
     """A minibatch's rows without the columns that are padding in every one of them: prompt
     columns left of its longest prompt and response columns right of its longest response.
-    Positions come from the mask, so the logits of the remaining tokens do not change.
+    Positions come from the mask, so the logits of the remaining tokens do not change. The
+    widths come from the host copies of the lengths (``host_rows``: ``rows`` as a list), so
+    cutting a minibatch does not wait for the device.
     Returns (input_ids, attention_mask, start, response column slice)."""
-    attn = r.attention_mask[rows]
-    first = int(attn[:, :r.start].any(0).long().argmax())
-    n_resp = int(r.mask[rows].any(0).long().sum())
-    end = r.start + max(n_resp, 1)
-    return r.input_ids[rows, first:end], attn[:, first:end], r.start - first, slice(0, max(n_resp, 1))
+    host_rows = rows.tolist() if host_rows is None else host_rows
+    first = r.start - max(r.prompt_lengths[i] for i in host_rows)
+    n_resp = max(1, max(r.response_lengths[i] for i in host_rows))
+    end = r.start + n_resp
+    return r.input_ids[rows, first:end], r.attention_mask[rows, first:end], r.start - first, slice(0, n_resp)

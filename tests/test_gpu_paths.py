@@ -63,3 +63,29 @@ def test_ppo_gpu_preset_runs_on_cpu(small_gpt2, force_cpu_autocast):
         assert t.dtype == torch.float32          # what PPO subtracts and sums stays in float32
     assert all(torch.isfinite(torch.tensor(row["objective/kl"])) for row in rows)
     assert rows[0]["objective/kl"] == pytest.approx(0.0, abs=0.05 if force_cpu_autocast else 1e-4)
+
+
+def test_compiled_generation_samples_what_eager_generation_does(small_gpt2):
+    """The static cache and the compiled decode step (and the prompts' extra left padding) change no sample."""
+    from rlhf_lab.config import set_seed
+    from rlhf_lab.generation import sample
+    from rlhf_lab.models import load_model
+
+    model, tok = load_model(small_gpt2, role="reference")
+    prompts = [p.text for p in ReviewWorld(0).prompts(3)]
+    set_seed(0)
+    eager = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7)
+    set_seed(0)
+    compiled = sample(model, tok, prompts, max_new_tokens=6, temperature=0.7, compile=True)
+    assert compiled.prompt_ids.shape[1] % 32 == 0
+    assert compiled.completions == eager.completions
+    torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-5, rtol=1e-5)
+
+
+def test_ppo_compile_all_runs_and_rejects_unknown_modes(small_gpt2):
+    cfg = replace(PPOConfig.gpu(), model=small_gpt2, reward_model=small_gpt2 + "/rm", device="cpu",
+                  batch_size=8, mini_batch_size=4, max_new_tokens=6, compile="all")
+    row = PPOTrainer(cfg, ReviewWorld(0).prompts(16)).iteration()
+    assert row["objective/kl"] == pytest.approx(0.0, abs=1e-4) and torch.isfinite(torch.tensor(row["loss/policy_avg"]))
+    with pytest.raises(ValueError, match="compile must be one of"):
+        replace(cfg, compile="yes")

@@ -154,3 +154,20 @@ def test_evaluate_policy_reports_kl_zero_for_the_reference_itself():
     out = evaluate_policy(ref, ref, tok, prompts, max_new_tokens=16)
     assert abs(out["kl"]) < 1e-4 and len(out["completions"]) == 8
     assert set(out["by_kind"]) == {"opening", "instruction"}
+
+
+def test_minibatches_by_length_cover_every_episode_once_per_epoch():
+    from dataclasses import replace
+
+    trainer = PPOTrainer(replace(small(), group_by_length=True), PROMPTS)
+    r = trainer.rollout(PROMPTS[:trainer.cfg.batch_size])
+    batches = trainer.minibatches(r)
+    per_epoch = trainer.cfg.batch_size // trainer.cfg.mini_batch_size
+    assert len(batches) == trainer.cfg.ppo_epochs * per_epoch
+    for e in range(trainer.cfg.ppo_epochs):
+        epoch = batches[e * per_epoch:(e + 1) * per_epoch]
+        assert sorted(i for b in epoch for i in b) == list(range(trainer.cfg.batch_size))
+        # sorted by length: no two minibatches overlap in response length beyond a shared boundary value
+        spans = sorted((min(r.response_lengths[i] for i in b), max(r.response_lengths[i] for i in b)) for b in epoch)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert r.response_lengths == r.mask.sum(-1).long().tolist()
