@@ -186,15 +186,25 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
         model.train()
         return sum(losses) / len(losses)
 
+    def read_losses(pending: list) -> None:
+        """Move the losses of the last steps to the host in one wait, and stop at a non-finite one."""
+        values = torch.stack(pending).float().cpu().tolist() if pending else []
+        for value in values:
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{desc}: loss is {value} at step {len(hist.loss)}; lower the learning rate "
+                                         f"(lr={cfg.lr}) or check the data. Nothing was saved.")
+            hist.loss.append(value)
+        pending.clear()
+
     hist, start = History(n_parameters=count_parameters(model)), time.perf_counter()
     model.train()
+    pending = []   # the losses still on the device: read every 25 steps, not at every step
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
-        loss = lm_loss(model, *_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: loss is {loss.item()} at step {step}; lower the learning rate "
-                                     f"(lr={cfg.lr}) or check the data. Nothing was saved.")
+        # bf16 autocast on a GPU (the loss's log-softmax stays float32, lm_loss); float32 on a CPU
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = lm_loss(model, *_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
@@ -202,11 +212,14 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         hist.steps.append(step)
-        hist.loss.append(loss.item())
+        pending.append(loss.detach())
+        if len(pending) == 25 or device.type == "cpu":   # on a CPU reading costs nothing: stop at once
+            read_losses(pending)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            read_losses(pending)
             hist.val_steps.append(step + 1)
             hist.val_loss.append(evaluate())
-            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{hist.val_loss[-1]:.3f}")
+            bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val=f"{hist.val_loss[-1]:.3f}")
     model.eval()
     hist.wall_time_s = time.perf_counter() - start
     return hist
