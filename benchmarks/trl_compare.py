@@ -103,6 +103,14 @@ def _initial_head() -> torch.Tensor:
     return RewardModel.from_backbone("tiny", device="cpu").head.weight.detach().clone()
 
 
+def _quiet(trainer) -> None:
+    """No per-step log lines on stdout (the losses still reach the timer's on_log)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+
+
 def reward_trl(pairs, steps: int, batch_size: int, lr: float) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
@@ -125,6 +133,7 @@ def reward_trl(pairs, steps: int, batch_size: int, lr: float) -> dict:
         args = _trl_args(RewardConfig, steps, batch_size, lr, out, max_length=128, center_rewards_coefficient=None)
         trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
                                 callbacks=[timer.callback])
+        _quiet(trainer)
         trainer.train()
     seconds = timer.end - timer.start
     return _result(seconds, steps * batch_size, timer.losses)
@@ -166,6 +175,7 @@ def dpo_trl(pairs, steps: int, batch_size: int, lr: float, beta: float) -> dict:
         t0 = time.perf_counter()
         trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, processing_class=tok,
                              callbacks=[timer.callback])
+        _quiet(trainer)
         trainer.train()
         total = time.perf_counter() - t0
     seconds = timer.end - timer.start

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("sft", help="SFT: fine-tune a pretrained model on instruction demonstrations")
-    p.add_argument("--base", default="tiny-base", help="model to start from: tiny-base (default), a folder or a hub id")
+    p.add_argument("--base", default=None, help="model to start from: a shipped name, a folder or a hub id "
+                   "(default: the size's preset, tiny-base for tiny and demo, gpt2 for gpt2)")
     p.add_argument("--size", choices=["tiny", "demo", "gpt2"], default="tiny", help="preset of steps and batch")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the size's preset)")
     p.add_argument("--out", help="output folder (default: runs/models/<size>-sft)")
@@ -145,7 +146,7 @@ def _run_sft(args) -> None:
     from .pretrain import SFTConfig, sft
 
     cfg = {"tiny": SFTConfig.tiny, "demo": SFTConfig.demo, "gpt2": SFTConfig.gpu}[args.size]()
-    cfg = replace(cfg, base=args.base, seed=args.seed, device=args.device,
+    cfg = replace(cfg, seed=args.seed, device=args.device, **({"base": args.base} if args.base else {}),
                   **({"steps": args.steps} if args.steps else {}))
     out = args.out or runs_dir("models", f"{args.size}-sft")
     _, _, hist = sft(cfg, out_dir=out, command="rlhf-lab " + " ".join(args.argv))

@@ -38,3 +38,21 @@ def test_console_script_help_lists_commands():
     assert out.returncode == 0
     for cmd in ("pretrain", "sft", "sample", "label"):
         assert cmd in out.stdout
+
+
+def test_sft_takes_its_base_from_the_size_preset_unless_given(monkeypatch, tmp_path):
+    import types
+
+    import rlhf_lab.pretrain as pt
+
+    seen = []
+
+    def fake_sft(cfg, out_dir, command):   # records the base instead of training
+        seen.append(cfg.base)
+        return None, None, types.SimpleNamespace(val_loss=[1.0], wall_time_s=0.0)
+
+    monkeypatch.setattr(pt, "sft", fake_sft)
+    for args, base in ((["--size", "gpt2"], "gpt2"), (["--size", "demo"], "tiny-base"),
+                       (["--size", "gpt2", "--base", "runs/models/gpt2-upt"], "runs/models/gpt2-upt")):
+        assert main(["sft", *args, "--out", str(tmp_path)]) == 0
+        assert seen[-1] == base
