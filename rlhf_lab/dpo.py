@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import adamw, get_device, set_seed
+from .config import adamw, bf16_autocast, get_device, set_seed
 from .exercises import exercise
 from .generation import encode_prompts, sequence_logprob, token_logprobs
 from .models import context_length, freeze, load_model
@@ -181,6 +181,8 @@ class DPOConfig:
     """Seeds the split, the pair order and the batches."""
     shuffle: bool = True
     """Shuffle the pairs (each epoch); False keeps the given order (benchmarks compare with TRL batch for batch)."""
+    bf16: bool = True
+    """On CUDA, forwards under bf16 autocast (log-softmax, log-ratios and the loss stay float32)."""
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
@@ -267,7 +269,7 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     t0 = time.perf_counter()
     tokens = (TokenCache(tokenizer), TokenCache(tokenizer, eos=True))   # each distinct text tokenised once
     def ref_of(rows):   # the reference never changes: one pass, cached
-        with torch.no_grad():
+        with torch.no_grad(), bf16_autocast(device, cfg.bf16):
             return pair_logps(reference, tokenizer, rows, cfg.reduction, 64, tokens)
     ref_train, ref_val = ref_of(train), (ref_of(val) if val else None)
     hist.reference_s = time.perf_counter() - t0
@@ -275,7 +277,8 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     def validate(step):
         if val:
             t = time.perf_counter()
-            m = evaluate_pairs(policy, tokenizer, val, ref_val, cfg.beta, cfg.reduction, tokens=tokens)
+            with bf16_autocast(device, cfg.bf16):   # as the reference pass, so step 0's margins are exactly 0
+                m = evaluate_pairs(policy, tokenizer, val, ref_val, cfg.beta, cfg.reduction, tokens=tokens)
             hist.val_steps.append(step), hist.val_accuracy.append(m["accuracy"]), hist.val_margin.append(m["margin"])
             hist.val_s += time.perf_counter() - t
 
@@ -288,8 +291,9 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     for _ in range(cfg.epochs):
         order = torch.randperm(len(train), generator=gen) if cfg.shuffle else torch.arange(len(train))
         for idx in order.split(cfg.batch_size):
-            chosen, rejected = pair_logps(policy, tokenizer, [train[i] for i in idx.tolist()], cfg.reduction,
-                                          tokens=tokens)
+            with bf16_autocast(device, cfg.bf16):
+                chosen, rejected = pair_logps(policy, tokenizer, [train[i] for i in idx.tolist()], cfg.reduction,
+                                              tokens=tokens)
             loss, metrics = dpo_loss(chosen, rejected, ref_train[0][idx].to(device), ref_train[1][idx].to(device),
                                      cfg.beta, cfg.loss_type)
             if not torch.isfinite(loss):

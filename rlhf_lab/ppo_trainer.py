@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import adamw, get_device, set_seed
+from .config import adamw, bf16_autocast, get_device, set_seed
 from .generation import sample
 from .models import freeze, load_model
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
@@ -104,8 +104,7 @@ class PPOTrainer:
     # -- phases ----------------------------------------------------------------------------
 
     def _autocast(self):
-        on = self.cfg.bf16 and self.device.type == "cuda"
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
+        return bf16_autocast(self.device, self.cfg.bf16)
 
     def _values(self, ids, mask, start, head_values):
         """V(s_t): the shared head's values from the policy forward, or the separate critic's."""
@@ -204,9 +203,9 @@ class PPOTrainer:
         if not torch.isfinite(losses).all():
             step = int((~torch.isfinite(losses)).nonzero()[0])
             raise FloatingPointError(
-                f"the PPO loss is {losses[step].item()} at iteration {len(self.history) + 1}, minibatch step {step + 1} "
-                f"(policy {table['pg'][step].item()}, value {table['vf'][step].item()}); lower lr (={cfg.lr}) or clip "
-                f"the score (score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
+                f"the PPO loss is {losses[step].item()} at iteration {len(self.history) + 1}, minibatch step "
+                f"{step + 1} (policy {table['pg'][step].item()}, value {table['vf'][step].item()}); lower lr "
+                f"(={cfg.lr}) or clip the score (score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
         return {k: v.mean().item() for k, v in table.items()}
 
     def iteration(self) -> dict[str, float]:

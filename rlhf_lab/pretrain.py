@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
-from .config import adamw, get_device, set_seed
+from .config import adamw, bf16_autocast, get_device, set_seed
 from .models import context_length, count_parameters, load_model, train_tokenizer
 from .world import ReviewWorld
 
@@ -202,8 +202,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
-        # bf16 autocast on a GPU (the loss's log-softmax stays float32, lm_loss); float32 on a CPU
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with bf16_autocast(device):   # bf16 matmuls on a GPU; lm_loss's log-softmax stays float32
             loss = lm_loss(model, *_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
         for group in opt.param_groups:
             group["lr"] = lr_at(step)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import adamw, data_dir, get_device, repo_root, set_seed
+from .config import adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed
 from .exercises import exercise
 from .generation import position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
@@ -79,13 +79,13 @@ class RewardModel(nn.Module):
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
         last = h[torch.arange(h.shape[0], device=h.device), last_token_index(attention_mask)]  # (B, n_emb)
-        return self.head(last.float()).squeeze(-1)
+        return float32_head(self.head, last)
 
     def forward_packed(self, batch: PackedBatch) -> torch.Tensor:
         """Rewards (N,) of every continuation of packed rows (a prompt forwarded once for all its
         completions; rlhf_lab.packing), read at each continuation's last token."""
         h = packed_hidden(self.backbone, batch)
-        return self.head(h[batch.block_row, batch.last_col].float()).squeeze(-1)
+        return float32_head(self.head, h[batch.block_row, batch.last_col])
 
     def pack(self, rows: list[tuple[str, list[str]]], tokens: tuple[TokenCache, TokenCache] | None = None
              ) -> PackedBatch:
@@ -308,6 +308,8 @@ class RewardConfig:
     """Seeds the head initialisation, the split and the batch order."""
     shuffle: bool = True
     """Shuffle prompts or pairs each epoch; False keeps the given order (to compare with TRL batch for batch)."""
+    bf16: bool = True
+    """On CUDA, the transformer under bf16 autocast (the head, the rewards and the loss stay float32)."""
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
@@ -437,7 +439,8 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
     def validate():
         if val:
             t = time.perf_counter()
-            m = evaluate(rm, val, tokens=tokens)
+            with bf16_autocast(rm.device, cfg.bf16):
+                m = evaluate(rm, val, tokens=tokens)
             val_s[0] += time.perf_counter() - t
             hist.val_steps.append(step), hist.val_epochs.append(step / per_epoch)
             hist.val_loss.append(m["loss"]), hist.val_accuracy.append(m["accuracy"])
@@ -453,12 +456,13 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
             order = rng.sample(pairs, len(pairs)) if cfg.shuffle else pairs
             batches = [order[i:i + cfg.pairs_per_batch] for i in range(0, len(order), cfg.pairs_per_batch)]
         for batch in batches:
-            if cfg.batching == "grouped":
-                loss, stats = grouped_bt_loss(*_group_rewards(rm, batch, tokens, hist))
-            else:  # each pair forwards both of its completions: 2 C(K, 2) forwards per prompt per epoch
-                r = _packed_rewards(rm, [(g.prompt, [g.completions[w], g.completions[l]]) for g, w, l in batch],
-                                    tokens, hist).view(-1, 2)
-                loss, stats = bt_loss(r[:, 0], r[:, 1])
+            with bf16_autocast(rm.device, cfg.bf16):
+                if cfg.batching == "grouped":
+                    loss, stats = grouped_bt_loss(*_group_rewards(rm, batch, tokens, hist))
+                else:  # each pair forwards both of its completions: 2 C(K, 2) forwards per prompt per epoch
+                    r = _packed_rewards(rm, [(g.prompt, [g.completions[w], g.completions[l]]) for g, w, l in batch],
+                                        tokens, hist).view(-1, 2)
+                    loss, stats = bt_loss(r[:, 0], r[:, 1])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"reward-model loss is {loss.item()} at step {step}; lower the learning "
                                          f"rate (lr={cfg.lr}) or check the records. Nothing was saved.")

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .config import float32_head
 from .generation import logprobs_from_logits, position_ids_from_mask
 from .ppo import entropy_from_logits
 from .world import Prompt
@@ -62,7 +63,7 @@ class ValueModel(nn.Module):
         """V(s_t) for each response token t: the hidden state of the column before it. Returns (B, T)."""
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
-        return self.head(h[:, start - 1:-1].float()).squeeze(-1)
+        return float32_head(self.head, h[:, start - 1:-1])
 
 
 def policy_forward(model, input_ids, attention_mask, start: int, temperature: float,
@@ -79,7 +80,7 @@ def policy_forward(model, input_ids, attention_mask, start: int, temperature: fl
     # the unembedding on those columns only: the prompt's logits (B, P, V) are never needed
     logits = model.get_output_embeddings()(h)
     logprobs = logprobs_from_logits(logits, input_ids[:, start:], temperature)
-    values = head(h.float()).squeeze(-1) if head is not None else None
+    values = float32_head(head, h) if head is not None else None
     ent = entropy_from_logits(logits.float() / temperature) if entropy else None
     return logprobs, values, ent
 

@@ -89,3 +89,19 @@ def test_ppo_compile_all_runs_and_rejects_unknown_modes(small_gpt2):
     assert row["objective/kl"] == pytest.approx(0.0, abs=1e-4) and torch.isfinite(torch.tensor(row["loss/policy_avg"]))
     with pytest.raises(ValueError, match="compile must be one of"):
         replace(cfg, compile="yes")
+
+
+def test_scalar_heads_stay_float32_inside_bf16_autocast():
+    from rlhf_lab.config import bf16_autocast, float32_head
+
+    head = torch.nn.Linear(64, 1)
+    h = torch.randn(5, 64)
+    want = head(h).squeeze(-1)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        rounded = head(h).squeeze(-1)          # what autocast alone would give
+        got = float32_head(head, h.bfloat16())
+    assert got.dtype == torch.float32 and rounded.dtype == torch.bfloat16
+    torch.testing.assert_close(got, head(h.bfloat16().float()).squeeze(-1))   # exact float32 maths on the input
+    assert (rounded.float() - want).abs().max() > (got - head(h.bfloat16().float()).squeeze(-1)).abs().max()
+    with bf16_autocast("cpu"):                  # on a CPU the kit's autocast is off
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.float32
