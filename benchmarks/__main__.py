@@ -111,14 +111,17 @@ def bench_ppo(model: str, reward_model: str | None, prompts, batch: int, new_tok
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     p.add_argument("--model", help="override the profile's model (a hub id, a folder or 'tiny')")
     p.add_argument("--quick", action="store_true", help="a few steps of each (CI); the numbers are not benchmarks")
     p.add_argument("--no-trl", action="store_true", help="skip the comparison with TRL even if it is installed")
     p.add_argument("--json", help="output file (default runs/benchmarks/<profile>.json)")
     args = p.parse_args(argv)
-    device = get_device("cuda" if args.profile == "gpu" else "cpu")
+    try:
+        device = get_device("cuda" if args.profile == "gpu" else "cpu")
+    except RuntimeError as err:   # the gpu profile on a machine without CUDA
+        p.error(f"the gpu profile needs a CUDA GPU and this machine has none ({err}); run --profile cpu")
     model_name = args.model or PROFILES[args.profile]["model"]
     q = args.quick
     batches = (1, 8) if q else PROFILES[args.profile]["batches"]
