@@ -83,7 +83,13 @@ def encode_prompts(tokenizer, prompts: list[str], device, max_length: int | None
     width = -(-width // multiple_of) * multiple_of
     if max_length is not None:
         width = min(width, max(max_length, max(len(r) for r in rows)))
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    return left_pad(rows, tokenizer.pad_token_id, device, width)
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device, width: int | None = None):
+    """Token rows as (input_ids, attention_mask), each (B, width), padded on the left."""
+    width = width or max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, width - len(row):] = torch.tensor(row)

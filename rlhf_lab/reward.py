@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .config import adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed
 from .exercises import exercise
-from .generation import position_ids_from_mask
+from .generation import left_pad, position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
 from .packing import PackedBatch, TokenCache, pack, packed_hidden
 from .preferences import ranking_to_pairs, split_by_prompt
@@ -109,12 +109,7 @@ class RewardModel(nn.Module):
             if len(row) > context:
                 raise ValueError(f"prompt + completion {i} is {len(row)} tokens, over the reward model's "
                                  f"context of {context}: {(prompts[i] + completions[i])[:60]!r}...")
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row):], mask[i, width - len(row):] = torch.tensor(row), 1
-        return ids.to(self.device), mask.to(self.device)
+        return left_pad(rows, self.tokenizer.pad_token_id, self.device)
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 64) -> torch.Tensor:
         """r_phi(x, y) for each (prompt, completion), in eval mode without gradients. Returns (N,) on CPU."""
