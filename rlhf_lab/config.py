@@ -101,6 +101,30 @@ def adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, **kwargs)
 
 
+class DeviceScalars:
+    """A training loop's per-step numbers (0-d tensors), kept on the device and read in one wait
+    every ``every`` steps: ``.item()`` at every step would make the host wait for the device each
+    time. On a CPU every step is read (it costs nothing there, and a NaN stops the run at once)."""
+
+    def __init__(self, device, every: int = 25):
+        self.every = 1 if torch.device(device).type == "cpu" else every
+        self.pending: list[dict[str, torch.Tensor]] = []
+
+    def add(self, **values: torch.Tensor) -> list[dict[str, float]]:
+        """Keep one step's values; returns the steps read now, oldest first (none between reads)."""
+        self.pending.append({k: v.detach() for k, v in values.items()})
+        return self.read() if len(self.pending) >= self.every else []
+
+    def read(self) -> list[dict[str, float]]:
+        """Every kept step's values as floats, in one transfer."""
+        if not self.pending:
+            return []
+        keys = list(self.pending[0])
+        table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in self.pending]).cpu().tolist()
+        self.pending.clear()
+        return [dict(zip(keys, row)) for row in table]
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes shared by every notebook; one preset per kind of machine."""

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import adamw, bf16_autocast, get_device, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
 from .exercises import exercise
 from .generation import encode_prompts, sequence_logprob, token_logprobs
 from .models import context_length, freeze, load_model
@@ -44,12 +44,13 @@ LOSS_TYPES = ("sigmoid", "ipo")
 
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float = 0.1,
-             loss_type: str = "sigmoid") -> tuple[torch.Tensor, dict[str, float]]:
+             loss_type: str = "sigmoid", on_device: bool = False) -> tuple[torch.Tensor, dict]:
     """DPO eq. 7 (or IPO) on a batch of pairs; every input is (B,) log pi(y | x) of whole completions.
 
     Returns (mean loss, metrics) with TRL's names: rewards/chosen and rewards/rejected (mean implicit
     rewards beta log pi/pi_ref), rewards/margins (their mean difference), rewards/accuracies (fraction
-    of pairs whose chosen completion has the larger implicit reward).
+    of pairs whose chosen completion has the larger implicit reward): floats, or 0-d tensors left on
+    the device with ``on_device`` (a training loop reads them in batches, `config.DeviceScalars`).
     """
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
@@ -63,10 +64,10 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     else:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
     chosen_reward, rejected_reward = beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
-    metrics = {"rewards/chosen": chosen_reward.mean().item(), "rewards/rejected": rejected_reward.mean().item(),
-               "rewards/margins": (chosen_reward - rejected_reward).mean().item(),
-               "rewards/accuracies": (chosen_reward > rejected_reward).float().mean().item()}
-    return losses.mean(), metrics
+    metrics = {"rewards/chosen": chosen_reward.mean(), "rewards/rejected": rejected_reward.mean(),
+               "rewards/margins": (chosen_reward - rejected_reward).mean(),
+               "rewards/accuracies": (chosen_reward > rejected_reward).float().mean()}
+    return losses.mean(), (metrics if on_device else {k: v.item() for k, v in metrics.items()})
 
 
 def implicit_reward(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
@@ -283,6 +284,15 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
             hist.val_s += time.perf_counter() - t
 
     opt = adamw(policy.parameters(), lr=cfg.lr)
+    scalars = DeviceScalars(device)   # per-step loss and metrics, read from a GPU every 25 steps
+
+    def record(rows: list[dict]) -> None:
+        for row in rows:   # a non-finite loss stops training; nothing has been saved
+            loss = row.pop("loss")
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the DPO loss is {loss} at step {len(hist.loss)}; lower lr (={cfg.lr}) or "
+                                         f"use reduction='mean' for long completions. The policy was not saved.")
+            hist.loss.append(loss), hist.metrics.append(row)
     gen = torch.Generator().manual_seed(cfg.seed)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     step, start = 0, time.perf_counter()
@@ -290,25 +300,27 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     bar = tqdm(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
     for _ in range(cfg.epochs):
         order = torch.randperm(len(train), generator=gen) if cfg.shuffle else torch.arange(len(train))
-        for idx in order.split(cfg.batch_size):
+        on_device = order.to(ref_train[0].device)   # one copy per epoch, not one per step
+        for idx, idx_dev in zip(order.split(cfg.batch_size), on_device.split(cfg.batch_size)):
             with bf16_autocast(device, cfg.bf16):
                 chosen, rejected = pair_logps(policy, tokenizer, [train[i] for i in idx.tolist()], cfg.reduction,
                                               tokens=tokens)
-            loss, metrics = dpo_loss(chosen, rejected, ref_train[0][idx].to(device), ref_train[1][idx].to(device),
-                                     cfg.beta, cfg.loss_type)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the DPO loss is {loss.item()} at step {step}; lower lr (={cfg.lr}) or use "
-                                         f"reduction='mean' for long completions. The policy was not saved.")
+            loss, metrics = dpo_loss(chosen, rejected, ref_train[0][idx_dev], ref_train[1][idx_dev],
+                                     cfg.beta, cfg.loss_type, on_device=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             opt.step()
             step += 1
-            hist.steps.append(step), hist.loss.append(loss.item()), hist.metrics.append(metrics)
+            hist.steps.append(step)
+            record(scalars.add(loss=loss, **metrics))
             if step % cfg.eval_every == 0:
+                record(scalars.read())
                 validate(step)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{hist.val_accuracy[-1]:.2f}" if hist.val_accuracy else "-")
+            bar.set_postfix(loss=f"{hist.loss[-1]:.3f}" if hist.loss else "-",
+                            acc=f"{hist.val_accuracy[-1]:.2f}" if hist.val_accuracy else "-")
+    record(scalars.read())
     bar.close()
     hist.wall_time_s = time.perf_counter() - start
     hist.pairs_per_s = cfg.epochs * len(train) / (hist.wall_time_s - hist.val_s)

@@ -132,12 +132,22 @@ def pack(groups: list[tuple[list[int], list[list[int]]]], pad_id: int, device="c
     pq, pk = pad(part_of, 0)[:, :, None], pad(part_of, 0)[:, None, :]
     mask = torch.ones(width, width, dtype=torch.bool).tril() & (gq == gk) & (gk >= 0) & ((pk == 0) | (pk == pq))
     mask |= torch.eye(width, dtype=torch.bool)          # padding attends to itself: no empty softmax rows
-    tok = torch.tensor(tokens, dtype=torch.long, device=device).T
-    as_long = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
-    return PackedBatch(pad(ids, pad_id).to(device), pad(pos, 0).to(device), mask[:, None].to(device),
+    send = sender(device)
+    tok = send(torch.tensor(tokens, dtype=torch.long).T.contiguous())
+    as_long = lambda x: send(torch.tensor(x, dtype=torch.long))  # noqa: E731
+    return PackedBatch(send(pad(ids, pad_id)), send(pad(pos, 0)), send(mask[:, None]),
                        as_long(block_row), as_long(last_col), as_long(lengths), tok[0], tok[1], tok[2], tok[3],
                        real_tokens=sum(sizes),
                        sequence_tokens=sum(len(p) * len(c) + sum(map(len, c)) for p, c in groups))
+
+
+def sender(device):
+    """Host tensor -> ``device``. To a GPU through pinned memory without blocking: a plain copy
+    from pageable memory would make the host wait for the device's queue at every batch."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return lambda t: t.to(device)
+    return lambda t: t.pin_memory().to(device, non_blocking=True)
 
 
 def _attention_mask(model, batch: PackedBatch, dtype: torch.dtype) -> torch.Tensor:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
-from .config import adamw, bf16_autocast, get_device, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
 from .models import context_length, count_parameters, load_model, train_tokenizer
 from .world import ReviewWorld
 
@@ -186,19 +186,17 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
         model.train()
         return sum(losses) / len(losses)
 
-    def read_losses(pending: list) -> None:
-        """Move the losses of the last steps to the host in one wait, and stop at a non-finite one."""
-        values = torch.stack(pending).float().cpu().tolist() if pending else []
-        for value in values:
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{desc}: loss is {value} at step {len(hist.loss)}; lower the learning rate "
-                                         f"(lr={cfg.lr}) or check the data. Nothing was saved.")
-            hist.loss.append(value)
-        pending.clear()
+    def record(rows: list[dict]) -> None:
+        """Append the losses read from the device; stop at a non-finite one."""
+        for row in rows:
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"{desc}: loss is {row['loss']} at step {len(hist.loss)}; lower the learning "
+                                         f"rate (lr={cfg.lr}) or check the data. Nothing was saved.")
+            hist.loss.append(row["loss"])
 
     hist, start = History(n_parameters=count_parameters(model)), time.perf_counter()
     model.train()
-    pending = []   # the losses still on the device: read every 25 steps, not at every step
+    scalars = DeviceScalars(device)   # the losses, read from a GPU every 25 steps, not at every step
     bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
@@ -211,11 +209,9 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         hist.steps.append(step)
-        pending.append(loss.detach())
-        if len(pending) == 25 or device.type == "cpu":   # on a CPU reading costs nothing: stop at once
-            read_losses(pending)
+        record(scalars.add(loss=loss))
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            read_losses(pending)
+            record(scalars.read())
             hist.val_steps.append(step + 1)
             hist.val_loss.append(evaluate())
             bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val=f"{hist.val_loss[-1]:.3f}")

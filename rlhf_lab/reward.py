@@ -33,11 +33,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed
 from .exercises import exercise
 from .generation import left_pad, position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
-from .packing import PackedBatch, TokenCache, pack, packed_hidden
+from .packing import PackedBatch, TokenCache, pack, packed_hidden, sender
 from .preferences import ranking_to_pairs, split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
@@ -174,21 +174,24 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
 
 # ---- losses: pure functions on tensors ---------------------------------------------------
 
-def _metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, float]:
-    """TRL's names: mean chosen and rejected rewards, mean margin, fraction with r_w > r_l."""
+def _metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor, on_device: bool = False) -> dict:
+    """TRL's names: mean chosen and rejected rewards, mean margin, fraction with r_w > r_l.
+    Floats, or 0-d tensors left on the device with ``on_device``."""
     margin = (r_chosen - r_rejected).detach()
-    return {"rewards/chosen": r_chosen.detach().mean().item(), "rewards/rejected": r_rejected.detach().mean().item(),
-            "rewards/margins": margin.mean().item(), "rewards/accuracies": (margin > 0).float().mean().item()}
+    stats = {"rewards/chosen": r_chosen.detach().mean(), "rewards/rejected": r_rejected.detach().mean(),
+             "rewards/margins": margin.mean(), "rewards/accuracies": (margin > 0).float().mean()}
+    return stats if on_device else {k: v.item() for k, v in stats.items()}
 
 
-def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, on_device: bool = False) -> tuple[torch.Tensor, dict]:
     """Pairwise Bradley-Terry loss, -mean log sigmoid(r_w - r_l). r_chosen, r_rejected: (N,).
 
     Returns ``(loss, stats)`` with stats named as in TRL (rewards/chosen, .../rejected,
-    .../margins, .../accuracies).
+    .../margins, .../accuracies): floats, or 0-d tensors on the device with ``on_device``
+    (a training loop reads them in batches, `config.DeviceScalars`).
     """
     loss = -F.logsigmoid(r_chosen - r_rejected).mean()
-    return loss, _metrics(r_chosen, r_rejected)
+    return loss, _metrics(r_chosen, r_rejected, on_device)
 
 
 def pair_mask(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -201,27 +204,33 @@ def pair_mask(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (ranks[:, :, None] < ranks[:, None, :]) & both
 
 
-def grouped_bt_loss(rewards: torch.Tensor, ranks: torch.Tensor, valid: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, dict]:
+def grouped_bt_loss(rewards: torch.Tensor, ranks: torch.Tensor, valid: torch.Tensor | None = None,
+                    on_device: bool = False) -> tuple[torch.Tensor, dict]:
     """InstructGPT's loss: all ranked pairs of a prompt as one batch element (§3.5).
 
     rewards: (G, K) one reward per completion (each completion forwarded once);
     ranks:   (G, K) 0 = best; valid: (G, K) bool (default all True).
     loss = mean over prompts g of  mean over pairs (i above j) of -log sigmoid(r_gi - r_gj).
+    ``on_device``: stats as 0-d tensors, and no check that every prompt has a pair (it would
+    wait for the device; `train_reward_model` checks its groups when it builds them).
     """
     valid = torch.ones_like(ranks, dtype=torch.bool) if valid is None else valid
     pairs = pair_mask(ranks, valid)                          # (G, K, K)
     diff = rewards[:, :, None] - rewards[:, None, :]         # r_i - r_j
     nll = -F.logsigmoid(diff) * pairs
     n_pairs = pairs.sum((1, 2))                              # C(K, 2) without ties
-    if (n_pairs == 0).any():
+    if not on_device and (n_pairs == 0).any():
         g = int((n_pairs == 0).nonzero()[0])
         raise ValueError(f"prompt {g} of the batch has no ranked pair (fewer than 2 completions or all tied)")
     loss = (nll.sum((1, 2)) / n_pairs).mean()
-    g, i, j = pairs.nonzero(as_tuple=True)
-    stats = _metrics(rewards[g, i], rewards[g, j])
-    stats["pairs"] = int(n_pairs.sum())
-    return loss, stats
+    # the pairs' rewards, flattened by a mask (no data-dependent shapes: nothing waits for the device)
+    diff = (rewards[:, :, None] - rewards[:, None, :]).detach()
+    weight = pairs.float() / pairs.sum().clamp(min=1)
+    stats = {"rewards/chosen": ((rewards[:, :, None].detach() * weight).sum()),
+             "rewards/rejected": ((rewards[:, None, :].detach() * weight).sum()),
+             "rewards/margins": (diff * weight).sum(), "rewards/accuracies": ((diff > 0).float() * weight).sum(),
+             "pairs": n_pairs.sum()}
+    return loss, (stats if on_device else {k: (int(v) if k == "pairs" else v.item()) for k, v in stats.items()})
 
 
 def preference_probability(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
@@ -349,16 +358,12 @@ def _group_rewards(rm: RewardModel, groups: list[RankedGroup], tokens=None, hist
     (G, K) rewards, (G, K) ranks, (G, K) valid. Counts the tokens into ``hist`` if given."""
     k = max(len(g.completions) for g in groups)
     flat = _packed_rewards(rm, [(g.prompt, list(g.completions)) for g in groups], tokens, hist)
-    rewards = torch.zeros(len(groups), k, device=flat.device)
-    ranks = torch.full((len(groups), k), k, dtype=torch.long, device=flat.device)
-    valid = torch.zeros(len(groups), k, dtype=torch.bool, device=flat.device)
-    start = 0
-    for n, g in enumerate(groups):
-        kk = len(g.completions)
-        rewards[n, :kk] = flat[start:start + kk]
-        ranks[n, :kk] = torch.tensor(g.ranks(), device=flat.device)
-        valid[n, :kk] = True
-        start += kk
+    # ranks and validity are known on the host: built there, sent in one copy each
+    ranks = torch.tensor([g.ranks() + [k] * (k - len(g.completions)) for g in groups])
+    valid = torch.tensor([[True] * len(g.completions) + [False] * (k - len(g.completions)) for g in groups])
+    send = sender(flat.device)
+    ranks, valid = send(ranks), send(valid)
+    rewards = torch.zeros(len(groups), k, device=flat.device, dtype=flat.dtype).masked_scatter(valid, flat)
     return rewards, ranks, valid
 
 
@@ -440,6 +445,15 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
             hist.val_steps.append(step), hist.val_epochs.append(step / per_epoch)
             hist.val_loss.append(m["loss"]), hist.val_accuracy.append(m["accuracy"])
 
+    scalars = DeviceScalars(rm.device)   # per-step loss and accuracy, read from a GPU every 25 steps
+
+    def record(rows: list[dict]) -> None:
+        for row in rows:   # a non-finite loss stops training before anything is saved
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"reward-model loss is {row['loss']} at step {len(hist.loss)}; lower the "
+                                         f"learning rate (lr={cfg.lr}) or check the records. Nothing was saved.")
+            hist.loss.append(row["loss"]), hist.accuracy.append(row["accuracy"])
+
     rm.train()
     validate()
     bar = tqdm(total=cfg.epochs * per_epoch, desc=f"reward model ({cfg.batching})", disable=not progress)
@@ -453,25 +467,27 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
         for batch in batches:
             with bf16_autocast(rm.device, cfg.bf16):
                 if cfg.batching == "grouped":
-                    loss, stats = grouped_bt_loss(*_group_rewards(rm, batch, tokens, hist))
+                    loss, stats = grouped_bt_loss(*_group_rewards(rm, batch, tokens, hist), on_device=True)
+                    hist.pairs_seen += sum(len(g.pairs()) for g in batch)
                 else:  # each pair forwards both of its completions: 2 C(K, 2) forwards per prompt per epoch
                     r = _packed_rewards(rm, [(g.prompt, [g.completions[w], g.completions[l]]) for g, w, l in batch],
                                         tokens, hist).view(-1, 2)
-                    loss, stats = bt_loss(r[:, 0], r[:, 1])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"reward-model loss is {loss.item()} at step {step}; lower the learning "
-                                         f"rate (lr={cfg.lr}) or check the records. Nothing was saved.")
+                    loss, stats = bt_loss(r[:, 0], r[:, 1], on_device=True)
+                    hist.pairs_seen += len(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
             opt.step()
             step += 1
-            hist.steps.append(step), hist.loss.append(loss.item()), hist.accuracy.append(stats["rewards/accuracies"])
-            hist.pairs_seen += stats.get("pairs", len(batch))
+            hist.steps.append(step)
+            record(scalars.add(loss=loss, accuracy=stats["rewards/accuracies"]))
             if step % cfg.eval_every == 0:
+                record(scalars.read())
                 validate()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
+            bar.set_postfix(loss=f"{hist.loss[-1]:.3f}" if hist.loss else "-",
+                            val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
+    record(scalars.read())
     bar.close()
     hist.train_s = time.perf_counter() - start - val_s[0]
     if not hist.val_steps or hist.val_steps[-1] != step:

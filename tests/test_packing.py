@@ -132,3 +132,26 @@ def test_dpo_without_shuffle_ignores_the_seed():
                           val_records=[], progress=False)[1].loss for s in (0, 1) for shuffle in (False, True)]
     assert runs[0] == runs[2]                 # shuffle off: the same batches whatever the seed
     assert runs[1] != runs[3]                 # shuffle on: the seed orders the pairs
+
+
+def test_device_scalars_read_in_batches_off_the_cpu():
+    from rlhf_lab.config import DeviceScalars
+
+    cpu = DeviceScalars("cpu")
+    assert cpu.add(loss=torch.tensor(1.5)) == [{"loss": 1.5}]         # a CPU reads every step
+    gpu = DeviceScalars("cuda", every=3)                              # the schedule only: values stay where they are
+    assert gpu.add(loss=torch.tensor(1.0), acc=torch.tensor(0.5)) == []
+    assert gpu.add(loss=torch.tensor(2.0), acc=torch.tensor(0.25)) == []
+    rows = gpu.add(loss=torch.tensor(float("nan")), acc=torch.tensor(1.0))
+    assert [r["acc"] for r in rows] == [0.5, 0.25, 1.0] and rows[2]["loss"] != rows[2]["loss"]
+    assert gpu.read() == []
+
+
+def test_dpo_nan_loss_stops_with_the_step(monkeypatch):
+    from rlhf_lab.preferences import load_preferences
+
+    real = dpo.dpo_loss
+    monkeypatch.setattr(dpo, "dpo_loss", lambda *a, **k: (lambda loss, m: (loss * float("nan"), m))(*real(*a, **k)))
+    with pytest.raises(FloatingPointError, match="DPO loss is nan at step 0.*not saved"):
+        dpo.train_dpo(dpo.DPOConfig(eval_every=10**6, batch_size=8), load_preferences(labeler="sim-gold")[:8],
+                      val_records=[], progress=False)

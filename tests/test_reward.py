@@ -224,7 +224,9 @@ def test_nan_loss_stops_training(monkeypatch):
     from rlhf_lab import reward
     from rlhf_lab.reward import RewardConfig, train_reward_model
 
-    monkeypatch.setattr(reward, "grouped_bt_loss", lambda *a: (torch.tensor(float("nan")), {}))
+    # a NaN that flows through the graph, as a real one does (rewards -> loss)
+    monkeypatch.setattr(reward, "grouped_bt_loss", lambda rewards, *a, **k: (
+        rewards.sum() * float("nan"), {"rewards/accuracies": torch.tensor(0.0)}))
     with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
         train_reward_model(RewardConfig(), world_groups(8), progress=False)
 
