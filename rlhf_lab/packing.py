@@ -170,6 +170,40 @@ def packed_hidden(model, batch: PackedBatch) -> torch.Tensor:
                 use_cache=False).last_hidden_state
 
 
+def packed_hidden_at(model, batch: PackedBatch, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Final hidden states (N, d) at positions (rows, cols) only, e.g. where a reward is read.
+
+    A GPT-2 needs its last block at those positions alone: the block's keys and values come from
+    every position, but its query, attention output and MLP only from the positions read. So the
+    blocks before it run as usual and the last one runs on N positions instead of R x W (for the
+    4-block embedded model a fifth of the work; a twelfth for GPT-2). Other architectures run in
+    full and are indexed.
+    """
+    base = model.base_model
+    if getattr(base.config, "model_type", None) != "gpt2" or getattr(base.config, "add_cross_attention", False):
+        return packed_hidden(model, batch)[rows, cols]
+    blocks, ln_f = base.h, base.ln_f
+    base.h, base.ln_f = blocks[:-1], torch.nn.Identity()   # the blocks before the last, no final norm
+    try:
+        x = packed_hidden(model, batch)                       # (R, W, d): the last block's input
+    finally:
+        base.h, base.ln_f = blocks, ln_f
+    return ln_f(_gpt2_block_at(blocks[-1], x, batch.attention_mask, rows, cols))
+
+
+def _gpt2_block_at(block, x: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
+    """transformers' GPT2Block on input x (R, W, d), its output only at (rows, cols): (N, d)."""
+    attn, n = block.attn, len(rows)
+    q, k, v = attn.c_attn(block.ln_1(x)).split(attn.split_size, dim=2)     # each (R, W, d)
+    heads = lambda t: t.view(n, -1, attn.num_heads, attn.head_dim).transpose(1, 2)  # noqa: E731  (N, H, ., hd)
+    q, k, v = heads(q[rows, cols][:, None]), heads(k[rows]), heads(v[rows])
+    visible = mask[rows, 0, cols][:, None, None, :]                         # (N, 1, 1, W): what each query sees
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=attn.scaling,
+                                         dropout_p=attn.attn_dropout.p if attn.training else 0.0)
+    h = x[rows, cols] + attn.resid_dropout(attn.c_proj(out.transpose(1, 2).reshape(n, -1)))
+    return h + block.mlp(block.ln_2(h))
+
+
 def packed_logps(model, batch: PackedBatch, reduction: str = "sum", temperature: float = 1.0) -> torch.Tensor:
     """log pi(y | x) of every continuation (N,), float32; the unembedding runs on its tokens only.
 

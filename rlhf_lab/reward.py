@@ -37,7 +37,7 @@ from .config import DeviceScalars, adamw, bf16_autocast, data_dir, float32_head,
 from .exercises import exercise
 from .generation import left_pad, position_ids_from_mask
 from .models import ModelLoadError, context_length, load_model, load_tokenizer
-from .packing import PackedBatch, TokenCache, pack, packed_hidden, sender
+from .packing import PackedBatch, TokenCache, pack, packed_hidden_at, sender
 from .preferences import ranking_to_pairs, split_by_prompt
 
 HEAD_FILE = "reward_head.safetensors"
@@ -84,8 +84,7 @@ class RewardModel(nn.Module):
     def forward_packed(self, batch: PackedBatch) -> torch.Tensor:
         """Rewards (N,) of every continuation of packed rows (a prompt forwarded once for all its
         completions; rlhf_lab.packing), read at each continuation's last token."""
-        h = packed_hidden(self.backbone, batch)
-        return float32_head(self.head, h[batch.block_row, batch.last_col])
+        return float32_head(self.head, packed_hidden_at(self.backbone, batch, batch.block_row, batch.last_col))
 
     def pack(self, rows: list[tuple[str, list[str]]], tokens: tuple[TokenCache, TokenCache] | None = None
              ) -> PackedBatch:

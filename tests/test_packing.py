@@ -155,3 +155,28 @@ def test_dpo_nan_loss_stops_with_the_step(monkeypatch):
     with pytest.raises(FloatingPointError, match="DPO loss is nan at step 0.*not saved"):
         dpo.train_dpo(dpo.DPOConfig(eval_every=10**6, batch_size=8), load_preferences(labeler="sim-gold")[:8],
                       val_records=[], progress=False)
+
+
+@pytest.mark.parametrize("inverse_layer_scale", [False, True])
+def test_last_block_at_the_read_positions_equals_the_full_forward(inverse_layer_scale):
+    """The reward model's shortcut (the last GPT-2 block run only where rewards are read) changes no
+    value and no gradient."""
+    from transformers import GPT2Config, GPT2Model
+
+    from rlhf_lab.packing import packed_hidden, packed_hidden_at
+
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=3, n_head=4,
+                                 scale_attn_by_inverse_layer_idx=inverse_layer_scale)).eval()
+    batch = pack([([1, 2, 3], [[4, 5], [6, 7, 8, 9]]), ([10], [[11], [12, 13]]), ([14, 15], [[16]])], pad_id=0)
+    rows, cols = batch.block_row, batch.last_col
+    full = packed_hidden(model, batch)[rows, cols]
+    full.sum().backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    fast = packed_hidden_at(model, batch, rows, cols)
+    fast.sum().backward()
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[n], atol=1e-5, rtol=1e-4, msg=n)
+    assert len(model.h) == 3 and not isinstance(model.ln_f, torch.nn.Identity)   # the model is restored
