@@ -104,11 +104,20 @@ def token_logprobs(model, input_ids, attention_mask, start: int, temperature: fl
     Returns (B, L - start): log softmax(logits / T) of each token given everything before it.
     Positions where attention_mask is 0 are set to 0.
     """
-    out = model(input_ids=input_ids, attention_mask=attention_mask,
-                position_ids=position_ids_from_mask(attention_mask), use_cache=False)
-    # logits at column t predict token t + 1; keep the ones that predict the completion.
-    logp = logprobs_from_logits(out.logits[:, start - 1:-1], input_ids[:, start:], temperature)
+    logits = model.get_output_embeddings()(response_states(model, input_ids, attention_mask, start))
+    logp = logprobs_from_logits(logits, input_ids[:, start:], temperature)
     return logp * attention_mask[:, start:]
+
+
+def response_states(model, input_ids, attention_mask, start: int) -> torch.Tensor:
+    """The last hidden states (B, L - start, d) that predict ``input_ids[:, start:]``.
+
+    Column t predicts token t + 1, so these are columns start - 1 ... L - 2. Only they go
+    through the unembedding: the prompt's logits (B, P, V) are never needed.
+    """
+    h = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                         position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
+    return h[:, start - 1:-1]
 
 
 def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import adamw, bf16_autocast, get_device, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
 from .generation import sample
 from .models import freeze, load_model
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
@@ -173,9 +173,10 @@ class PPOTrainer:
         non-finite loss) stay on the device until the loop is done. A non-finite loss is
         reported after the loop, before anything is saved.
         """
-        cfg, stats = self.cfg, {"pg": [], "vf": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
+        cfg = self.cfg
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         batches = self.minibatches(r)
+        scalars, rows = DeviceScalars(self.device, every=len(batches)), []   # read once, after the loop
         on_device = torch.tensor(batches, device=self.device)      # (steps, mini_batch_size), one copy
         for host_rows, mb in zip(batches, on_device):
             ids, attn, start, cols = _trim(r, mb, host_rows)
@@ -195,18 +196,16 @@ class PPOTrainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             self.optimizer.step()
-            for k, v in (("pg", pg.detach()), ("vf", vf.detach()), ("vf_clipfrac", vf_stats["clipfrac"]),
-                         *((k, pg_stats[k]) for k in ("clipfrac", "approxkl", "ratio"))):
-                stats[k].append(v)
-        table = {k: torch.stack(v).float().cpu() for k, v in stats.items()}   # the loop's one wait for the device
-        losses = table["pg"] + cfg.vf_coef * table["vf"]
-        if not torch.isfinite(losses).all():
-            step = int((~torch.isfinite(losses)).nonzero()[0])
-            raise FloatingPointError(
-                f"the PPO loss is {losses[step].item()} at iteration {len(self.history) + 1}, minibatch step "
-                f"{step + 1} (policy {table['pg'][step].item()}, value {table['vf'][step].item()}); lower lr "
-                f"(={cfg.lr}) or clip the score (score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
-        return {k: v.mean().item() for k, v in table.items()}
+            rows += scalars.add(pg=pg, vf=vf, vf_clipfrac=vf_stats["clipfrac"], **pg_stats)
+        rows += scalars.read()
+        for step, row in enumerate(rows):
+            loss = row["pg"] + cfg.vf_coef * row["vf"]
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the PPO loss is {loss} at iteration {len(self.history) + 1}, minibatch step {step + 1} "
+                    f"(policy {row['pg']}, value {row['vf']}); lower lr (={cfg.lr}) or clip the score "
+                    f"(score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
+        return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0]}
 
     def iteration(self) -> dict[str, float]:
         """One rollout and one update; appends a row to the history and returns it."""

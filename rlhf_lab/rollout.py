@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .config import float32_head
-from .generation import logprobs_from_logits, position_ids_from_mask
+from .generation import logprobs_from_logits, position_ids_from_mask, response_states
 from .ppo import entropy_from_logits
 from .world import Prompt
 
@@ -74,10 +74,7 @@ def policy_forward(model, input_ids, attention_mask, start: int, temperature: fl
     log pi(y_t | s_t) at temperature T, V(s_t) from ``head`` on the last hidden state, and
     the entropy of pi(. | s_t) at T. Not masked: multiply by the response mask.
     """
-    h = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                         position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
-    h = h[:, start - 1:-1]   # the states that predict the response tokens
-    # the unembedding on those columns only: the prompt's logits (B, P, V) are never needed
+    h = response_states(model, input_ids, attention_mask, start)
     logits = model.get_output_embeddings()(h)
     logprobs = logprobs_from_logits(logits, input_ids[:, start:], temperature)
     values = float32_head(head, h) if head is not None else None

@@ -102,14 +102,22 @@ def test_learned_baseline_uses_only_past_rewards():
 # ---- sequence log-probs ------------------------------------------------------------------
 
 class _FixedLogits(torch.nn.Module):
-    """A 'model' whose logits are given: hand computations without a transformer."""
+    """A 'model' whose logits are given: hand computations without a transformer. Its transformer
+    returns the logits as hidden states and its unembedding is the identity."""
 
     def __init__(self, logits):
         super().__init__()
         self.logits = logits
 
+    @property
+    def base_model(self):
+        return self
+
+    def get_output_embeddings(self):
+        return torch.nn.Identity()
+
     def forward(self, input_ids, attention_mask, position_ids, use_cache):
-        return SimpleNamespace(logits=self.logits)
+        return SimpleNamespace(logits=self.logits, last_hidden_state=self.logits)
 
 
 def _samples(prompt_ids, completion_ids, completion_mask) -> Samples:
