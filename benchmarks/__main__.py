@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from rlhf_lab.artefacts import write_text
 from rlhf_lab.config import get_device, runs_dir, set_seed
 from rlhf_lab.generation import sample
 from rlhf_lab.models import load_model
@@ -168,8 +169,7 @@ def main(argv=None) -> dict:
 
     print_table(result)
     out = args.json or runs_dir("benchmarks") / f"{args.profile}{'-quick' if q else ''}.json"
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_text(out, json.dumps(result, indent=2))
     print(f"\nwritten to {out}")
     return result
 

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from rlhf_lab.artefacts import write_text
 from rlhf_lab.config import adamw, get_device, set_seed
 from rlhf_lab.dpo import DPOConfig, dpo_loss, pair_logps, train_dpo
 from rlhf_lab.models import load_model
@@ -92,10 +93,9 @@ def main(argv=None) -> None:
           f"{hist.reference_s:.1f} s once for the reference log-probs of {hist.n_train_pairs + hist.n_val_pairs} pairs "
           f"(train and held-out); {len(hist.val_steps)} held-out evaluations took {hist.val_s:.1f} s more")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"steps": rows, "end_to_end": {"pairs_per_s": hist.pairs_per_s, "reference_s": hist.reference_s,
-                                                     "pairs": hist.n_train_pairs}, "device": name, "args": vars(args)},
-                      f, indent=2)
+        write_text(args.json, json.dumps({"steps": rows, "end_to_end": {
+            "pairs_per_s": hist.pairs_per_s, "reference_s": hist.reference_s, "pairs": hist.n_train_pairs},
+            "device": name, "args": vars(args)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from rlhf_lab.artefacts import write_text
 from rlhf_lab.config import get_device, set_seed
 from rlhf_lab.generation import sample
 from rlhf_lab.ppo import PPOConfig
@@ -120,10 +121,10 @@ def main(argv=None) -> None:
     print(f"generation alone: KV cache {gen['kv_cache']:.3f} s, without {gen['no_cache']:.3f} s "
           f"({gen['no_cache'] / gen['kv_cache']:.2f}x, medians of 3)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"medians_s": med, "by_grouping": {str(k): v for k, v in runs.items()}, "forwards": forwards, "generation_s": gen, "device": name,
-                       "args": vars(args), "iterations": [{k: r[f'time/{k}'] for k in PHASES} for r in rows]},
-                      f, indent=2)
+        write_text(args.json, json.dumps({
+            "medians_s": med, "by_grouping": {str(k): v for k, v in runs.items()}, "forwards": forwards,
+            "generation_s": gen, "device": name, "args": vars(args),
+            "iterations": [{k: r[f'time/{k}'] for k in PHASES} for r in rows]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import statistics
 
 import torch
 
+from rlhf_lab.artefacts import write_text
 from rlhf_lab.config import get_device, set_seed
 from rlhf_lab.preferences import load_preferences
 from rlhf_lab.reward import RewardConfig, RewardModel, as_groups, train_reward_model
@@ -70,8 +71,8 @@ def main(argv=None) -> None:
     print(f"grouped / shuffled: {g['pairs_per_s'] / s['pairs_per_s']:.2f}x the comparisons per second "
           f"(medians of {args.repeats} runs each)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": str(device), "device_name": name, "torch": torch.__version__, "rows": rows}, f, indent=2)
+        write_text(args.json, json.dumps({"device": str(device), "device_name": name, "torch": torch.__version__,
+                                          "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

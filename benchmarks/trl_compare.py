@@ -37,6 +37,7 @@ import time
 
 import torch
 
+from rlhf_lab.artefacts import write_text
 from rlhf_lab.config import set_seed
 from rlhf_lab.models import load_model, load_tokenizer
 from rlhf_lab.preferences import load_preferences, to_pairs
@@ -243,8 +244,7 @@ def main(argv=None) -> None:
     res = run(args.steps, args.batch_size, repeats=args.repeats)
     print(json.dumps(res, indent=2))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_text(args.json, json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .config import validate_config
 from .exercises import exercise, seeded_cases
 from .generation import sample
 from .world import Prompt, judge_completion
@@ -93,6 +94,9 @@ class BanditConfig:
     """Subtract the average of the rewards so far (b_t); False uses b_t = 0."""
     seed: int = 0
     """Seeds the pulls and the policy's draws."""
+
+    def __post_init__(self):
+        validate_config(self, {"steps": ">=1", "lr": ">0", "seed": ">=0"})
 
 
 @dataclass

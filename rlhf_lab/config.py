@@ -16,9 +16,10 @@ git ignores. The shipped ``data/`` folder is only ever read.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,53 @@ class DeviceScalars:
         return [dict(zip(keys, row)) for row in table]
 
 
+class ConfigError(ValueError):
+    """A config field has a value it cannot take; the message names the field and the value."""
+
+
+_RANGES = {">0": (lambda v: v > 0, "greater than 0"), ">=0": (lambda v: v >= 0, "0 or more"),
+           ">=1": (lambda v: v >= 1, "at least 1"), "[0,1]": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+           "(0,1)": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
+           "[0,1)": (lambda v: 0 <= v < 1, "in [0, 1)"), "(0,1]": (lambda v: 0 < v <= 1, "in (0, 1]"),
+           "name": (lambda v: bool(v.strip()), "a non-empty name")}
+
+
+def _type_problem(annotation: str, value) -> str | None:
+    """Why ``value`` does not fit the field's annotation ("int", "float | None", ...), or None."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None:
+        return None if "None" in kinds else "must not be None"
+    if "bool" in kinds:
+        return None if isinstance(value, bool) else "must be True or False"
+    if "int" in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if "float" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if math.isfinite(value) else "must be a finite number"
+    if "str" in kinds and isinstance(value, str):
+        return None
+    return f"must be of type {annotation}"
+
+
+def validate_config(cfg, ranges: dict[str, str | tuple]) -> None:
+    """Check every field of a config dataclass on construction: its type (a finite number where a
+    float is wanted, an integer where an int is) and, from ``ranges``, its range (">0", ">=0",
+    ">=1", "[0,1]", "(0,1)", "[0,1)", "(0,1]", "name": a non-empty string) or its allowed values (a tuple). None passes where
+    the field allows None. Raises `ConfigError` naming the config, the field and the value."""
+    name = type(cfg).__name__
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        problem = _type_problem(f.type, value)
+        rule = ranges.get(f.name)
+        if problem is None and value is not None and rule is not None:
+            if isinstance(rule, tuple):
+                problem = None if value in rule else f"must be one of {', '.join(map(repr, rule))}"
+            else:
+                ok, says = _RANGES[rule]
+                problem = None if ok(value) else f"must be {says}"
+        if problem:
+            raise ConfigError(f"{name}.{f.name} {problem}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes shared by every notebook; one preset per kind of machine."""
@@ -143,6 +191,10 @@ class Profile:
     """Held-out prompts used when a notebook reports a mean gold score."""
     train_steps: int
     """Optimizer steps for the short in-notebook training demonstrations."""
+
+    def __post_init__(self):
+        validate_config(self, {"name": "name", "model_name": "name", "batch_size": ">=1", "max_new_tokens": ">=1",
+                               "temperature": ">0", "n_eval_prompts": ">=1", "train_steps": ">=1"})
 
     @classmethod
     def cpu(cls) -> "Profile":

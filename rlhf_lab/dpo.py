@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .exercises import exercise
 from .generation import encode_prompts, sequence_logprob, token_logprobs
-from .models import context_length, freeze, load_model
+from .models import context_length, freeze, load_model, nonfinite_parameter
 from .packing import TokenCache, pack, packed_logps
 from .preferences import split_by_prompt, to_pairs
 
@@ -188,12 +188,9 @@ class DPOConfig:
     """"cpu", "cuda", or None for get_device()."""
 
     def __post_init__(self):
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if self.reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        validate_config(self, {"model": "name", "beta": ">0", "loss_type": LOSS_TYPES, "reduction": ("sum", "mean"),
+                               "epochs": ">=1", "batch_size": ">=1", "lr": ">0", "max_grad_norm": ">0",
+                               "val_fraction": "[0,1)", "max_pairs": ">=1", "eval_every": ">=1", "seed": ">=0"})
 
     @classmethod
     def tiny(cls) -> "DPOConfig":
@@ -266,6 +263,7 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     if not train:
         raise ValueError("no training pairs: give more records or a smaller val_fraction")
     hist = DPOHistory(n_train_pairs=len(train), n_val_pairs=len(val))
+    per_epoch = math.ceil(len(train) / cfg.batch_size)
 
     t0 = time.perf_counter()
     tokens = (TokenCache(tokenizer), TokenCache(tokenizer, eos=True))   # each distinct text tokenised once
@@ -287,14 +285,17 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     scalars = DeviceScalars(device)   # per-step loss and metrics, read from a GPU every 25 steps
 
     def record(rows: list[dict]) -> None:
-        for row in rows:   # a non-finite loss stops training; nothing has been saved
-            loss = row.pop("loss")
+        for row in rows:   # a non-finite loss or gradient stops training; nothing has been saved
+            loss, grad_norm = row.pop("loss"), row.pop("grad_norm")
+            at = f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}"
             if not math.isfinite(loss):
-                raise FloatingPointError(f"the DPO loss is {loss} at step {len(hist.loss)}; lower lr (={cfg.lr}) or "
-                                         f"use reduction='mean' for long completions. The policy was not saved.")
+                raise FloatingPointError(f"the DPO loss is {loss} {at}; lower lr (={cfg.lr}) or use reduction='mean' "
+                                         f"for long completions. The policy was not saved.")
+            if not math.isfinite(grad_norm):
+                raise FloatingPointError(f"the DPO gradient norm is {grad_norm} {at} with a finite loss ({loss:.4g}); "
+                                         f"lower lr (={cfg.lr}). The policy was not saved.")
             hist.loss.append(loss), hist.metrics.append(row)
     gen = torch.Generator().manual_seed(cfg.seed)
-    per_epoch = math.ceil(len(train) / cfg.batch_size)
     step, start = 0, time.perf_counter()
     validate(0)
     bar = tqdm(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
@@ -309,11 +310,11 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
                                      cfg.beta, cfg.loss_type, on_device=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             opt.step()
             step += 1
             hist.steps.append(step)
-            record(scalars.add(loss=loss, **metrics))
+            record(scalars.add(loss=loss, grad_norm=grad_norm, **metrics))
             if step % cfg.eval_every == 0:
                 record(scalars.read())
                 validate(step)
@@ -322,6 +323,10 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
                             acc=f"{hist.val_accuracy[-1]:.2f}" if hist.val_accuracy else "-")
     record(scalars.read())
     bar.close()
+    bad = nonfinite_parameter(policy)
+    if bad:
+        raise FloatingPointError(f"the policy's parameter {bad} is not finite after {step} DPO steps; lower lr "
+                                 f"(={cfg.lr}). The policy was not saved.")
     hist.wall_time_s = time.perf_counter() - start
     hist.pairs_per_s = cfg.epochs * len(train) / (hist.wall_time_s - hist.val_s)
     if not hist.val_steps or hist.val_steps[-1] != step:

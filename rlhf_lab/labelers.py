@@ -158,13 +158,11 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
     """Sample K completions for ``n_prompts`` train prompts of the review world and let every
     persona rank them; write ``<out_dir>/simulated.jsonl`` and ``metadata.json``; return the metadata.
 
-    The JSONL is written beside the target and renamed over it at the end, so an interrupted
+    Both files are written atomically (`rlhf_lab.artefacts`), the JSONL first: an interrupted
     run leaves any earlier file untouched. Reproducible: prompts, samples and rankings are fixed
     by ``seed`` (record ids and timestamps are not).
     """
     import hashlib
-    import json
-    import os
     import platform
     import time
     from datetime import datetime, timezone
@@ -174,9 +172,10 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
     from tqdm.auto import tqdm
 
     from . import __version__
+    from .artefacts import check_writable, write_bytes, write_json
     from .config import get_device, set_seed
     from .models import load_model, resolve
-    from .preferences import PreferenceStore, sample_for_labeling, to_pairs
+    from .preferences import PreferenceRecord, sample_for_labeling, to_pairs
     from .world import ReviewWorld
 
     out_dir = Path(out_dir)
@@ -186,6 +185,10 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
                          "(or choose another --out)")
     if n_prompts < 1:
         raise ValueError(f"n_prompts must be at least 1, got {n_prompts}")
+    if max_new_tokens < 1 or not temperature > 0 or chunk < 1:
+        raise ValueError(f"max_new_tokens and chunk must be at least 1 and temperature > 0, got {max_new_tokens}, "
+                         f"{chunk} and {temperature}")
+    check_writable(target, folder=False)
     start = time.perf_counter()
     device = get_device(device, verbose=False)
     model, tok = load_model(model_name, role="reference", device=device)
@@ -198,12 +201,8 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
                                      temperature=temperature, model_name=model_name, device=device)
     sample_s = time.perf_counter() - start
     records = label_tasks(tasks, labelers)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out_dir / "simulated.jsonl.partial"
-    partial.unlink(missing_ok=True)
-    PreferenceStore(partial).extend(records)
-    os.replace(partial, target)
-    Path(f"{partial}.lock").unlink(missing_ok=True)
+    lines = [PreferenceRecord.model_validate(r.model_dump()).model_dump_json() + "\n" for r in records]
+    write_bytes(target, "".join(lines).encode("utf-8"))
     kind, location = resolve(model_name)
     weights = Path(location) / "model.safetensors"
     meta = {
@@ -221,5 +220,5 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
         "device": str(device), "threads": torch.get_num_threads(), "machine": platform.machine(),
         "rlhf_lab": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(out_dir / "metadata.json", meta)
     return meta

@@ -17,7 +17,9 @@ hub id such as ``"gpt2"``. GPT-2 has no PAD token; one is added (PAD is not EOS,
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,6 +29,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 
 from transformers.utils import logging as hf_logging
 
+from .artefacts import atomic_dir, read_json, recover
 from .config import data_dir
 
 # The embedded model loads in milliseconds; transformers' per-load progress bars would
@@ -95,15 +98,47 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+SHIPPED_REWARD_MODELS = ("tiny-rm",)
+"""Shipped reward models (data/models/), which are not policies."""
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def _shipped_names() -> str:
+    return ", ".join(repr(n) for n in (*SHIPPED, *SHIPPED_REWARD_MODELS))
+
+
 def resolve(name: str) -> tuple[str, str]:
-    """Map a model name to ``(kind, location)``: ("shipped" | "local" | "hub", path or id)."""
-    name = str(name)
-    if name in SHIPPED:
-        return "shipped", str(data_dir() / "models" / SHIPPED[name])
-    if Path(name).expanduser().is_dir():
-        return "local", str(Path(name).expanduser())
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelLoadError(f"model folder {name!r} does not exist; the embedded default is {DEFAULT_MODEL!r}")
+    """Map a model name to ``(kind, location)``: ("shipped" | "local" | "hub", path or id).
+
+    A name that is neither shipped, nor a folder, nor shaped like a hub id ("gpt2",
+    "openai-community/gpt2") fails here, with the shipped names, before any network attempt:
+    a path whose folder is missing, a name with spaces or a file name, a near-miss of a
+    shipped name ("tiny-sf"), or "runs/..." when that folder does not exist.
+    """
+    name = str(name).strip()
+    if name in SHIPPED or name in SHIPPED_REWARD_MODELS:
+        return "shipped", str(data_dir() / "models" / SHIPPED.get(name, name))
+    path = Path(name).expanduser()
+    if name and not path.exists():
+        recover(path)   # a save killed between its two renames (systems without an atomic exchange)
+    if path.is_dir():
+        return "local", str(path)
+    shipped = f"the shipped models are {_shipped_names()}"
+    if not name:
+        raise ModelLoadError(f"no model name given; {shipped}")
+    if path.exists():
+        raise ModelLoadError(f"{name!r} is a file; a model is a folder (saved with save_pretrained) or a name: {shipped}")
+    first = Path(name.split("/")[0]).expanduser()
+    if (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or ("/" in name and (first.is_dir() or first.name in ("runs", "data")))):
+        raise ModelLoadError(f"model folder {name!r} does not exist; {shipped}, or give a folder saved "
+                             f"with save_pretrained")
+    close = difflib.get_close_matches(name, [*SHIPPED, *SHIPPED_REWARD_MODELS], n=1, cutoff=0.75)
+    if close:
+        raise ModelLoadError(f"unknown model {name!r}: did you mean {close[0]!r}? {shipped[0].upper() + shipped[1:]}")
+    if not _HUB_ID.match(name) or ".." in name or "--" in name or name.endswith((".json", ".safetensors", ".bin", ".pt")):
+        raise ModelLoadError(f"{name!r} is neither a shipped model, a folder, nor a Hugging Face hub id "
+                             f"(such as 'gpt2'); {shipped}")
     return "hub", name
 
 
@@ -153,7 +188,12 @@ def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if str(name) in SHIPPED_REWARD_MODELS and role != "backbone":
+        raise ModelLoadError(f"{name!r} is the shipped reward model, not a policy; the shipped SFT policy is "
+                             f"{DEFAULT_MODEL!r} (load reward models with rlhf_lab.reward.load_reward_model)")
     kind, location = resolve(name)
+    if kind != "hub" and role != "backbone":
+        refuse_non_policy(Path(location))
     tokenizer = load_tokenizer(name)
     cls = AutoModel if role == "backbone" else AutoModelForCausalLM
     model = fused_gelu(_from_pretrained(cls, location, kind, name))
@@ -162,6 +202,49 @@ def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
     if role == "reference":
         model = freeze(model)
     return model, tokenizer
+
+
+def refuse_non_policy(folder: Path) -> None:
+    """A policy must be a causal LM: refuse a reward model's folder or a PPO checkpoint's top
+    folder (whose policy is in ``policy/``) with an error that says what to pass instead."""
+    if (folder / "reward_config.json").exists() or (folder / "reward_head.safetensors").exists():
+        raise ModelLoadError(f"{folder} is a reward model (it scores text; it does not write it): a policy is "
+                             f"a causal LM such as {DEFAULT_MODEL!r}, an SFT folder or a PPO checkpoint's policy/; "
+                             f"load reward models with rlhf_lab.reward.load_reward_model")
+    if (folder / "trainer_state.pt").exists() and (folder / "policy").is_dir():
+        raise ModelLoadError(f"{folder} is a PPO checkpoint; its policy is {folder / 'policy'}")
+    config = folder / "config.json"
+    if config.exists():
+        arch = read_json(config, "model folder").get("architectures") or []
+        if arch and not any(a.endswith(("LMHeadModel", "ForCausalLM")) for a in arch):
+            raise ModelLoadError(f"{folder} holds a {arch[0]}, not a causal language model: it cannot be a policy "
+                                 f"(a reward model or a bare backbone?); use an SFT folder or {DEFAULT_MODEL!r}")
+
+
+def save_policy(model, tokenizer, path, metadata: dict | None = None) -> Path:
+    """Save a policy (an SFT, DPO or RL-trained causal LM) so that `load_model(path)` and plain
+    ``AutoModelForCausalLM.from_pretrained(path)`` load it: save_pretrained of model and tokenizer
+    and an optional ``metadata.json``, written whole and swapped in atomically
+    (`rlhf_lab.artefacts.atomic_dir`). Non-finite parameters are refused before anything is written."""
+    bad = nonfinite_parameter(model)
+    if bad:
+        raise FloatingPointError(f"the policy's parameter {bad} is not finite: not saved to {path} "
+                                 f"(training diverged; lower the learning rate)")
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if metadata is not None:
+            (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def nonfinite_parameter(module) -> str | None:
+    """The name of the first parameter of ``module`` that holds NaN or inf, or None (one device wait)."""
+    named = list(module.named_parameters())
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu().tolist()
+    return next((n for (n, _), ok in zip(named, finite) if not ok), None)
 
 
 def fused_gelu(model):

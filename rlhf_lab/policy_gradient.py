@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import set_seed
+from .config import set_seed, validate_config
 from .exercises import exercise, seeded_cases
 from .generation import Samples, sample, sequence_logprob, token_logprobs
 from .world import Prompt, judge_many, summarise
@@ -186,6 +186,11 @@ class ReinforceConfig:
     """Sampling temperature; the log-probs divide the logits by the same T."""
     max_new_tokens: int = 48
     """Token budget of a completion."""
+
+    def __post_init__(self):
+        validate_config(self, {"seed": ">=0", "steps": ">=1", "batch_size": ">=1", "samples_per_prompt": ">=1",
+                               "lr": ">0", "max_grad_norm": ">0", "baseline": ("none", "mean", "learned"),
+                               "reduction": ("sum", "mean"), "temperature": ">0", "max_new_tokens": ">=1"})
 
     @classmethod
     def tiny(cls) -> "ReinforceConfig":

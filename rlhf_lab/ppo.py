@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import ConfigError, validate_config
 from .exercises import exercise
 
 
@@ -295,17 +296,17 @@ class PPOConfig:
     """"cpu", "cuda", or None for get_device()."""
 
     def __post_init__(self):
+        validate_config(self, {
+            "model": "name", "reward_model": "name", "iterations": ">=1", "batch_size": ">=1",
+            "mini_batch_size": ">=1", "ppo_epochs": ">=1", "lr": ">0", "max_grad_norm": ">0",
+            "max_new_tokens": ">=1", "temperature": ">0", "score_clip": ">0", "kl_coef": ">=0",
+            "kl_estimator": KL_ESTIMATORS, "target_kl": ">0", "horizon": ">=1", "gamma": "[0,1]", "lam": "[0,1]",
+            "cliprange": ">0", "cliprange_value": ">0", "vf_coef": ">=0", "ent_coef": ">=0",
+            "value_model": ("shared", "separate"), "compile": COMPILE_MODES, "checkpoint_every": ">=0",
+            "seed": ">=0"})
         if self.batch_size % self.mini_batch_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size "
-                             f"({self.mini_batch_size})")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
-        if self.value_model not in ("shared", "separate"):
-            raise ValueError(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+            raise ConfigError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of mini_batch_size "
+                              f"({self.mini_batch_size})")
 
     @classmethod
     def tiny(cls) -> "PPOConfig":

@@ -24,11 +24,9 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import shutil
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +34,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
+from .artefacts import ArtefactError, atomic_dir, check_writable, read_json, recover
+from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed
 from .generation import sample
-from .models import freeze, load_model
+from .models import freeze, load_model, nonfinite_parameter
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
                   masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
 from .reward import load_reward_model
@@ -194,18 +193,35 @@ class PPOTrainer:
                 loss = loss - cfg.ent_coef * masked_mean(ent, m)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             self.optimizer.step()
-            rows += scalars.add(pg=pg, vf=vf, vf_clipfrac=vf_stats["clipfrac"], **pg_stats)
+            rows += scalars.add(pg=pg, vf=vf, vf_clipfrac=vf_stats["clipfrac"], grad_norm=grad_norm, **pg_stats)
         rows += scalars.read()
-        for step, row in enumerate(rows):
+        where = f"at iteration {len(self.history) + 1}"
+        for step, row in enumerate(rows, 1):
             loss = row["pg"] + cfg.vf_coef * row["vf"]
             if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"the PPO loss is {loss} at iteration {len(self.history) + 1}, minibatch step {step + 1} "
-                    f"(policy {row['pg']}, value {row['vf']}); lower lr (={cfg.lr}) or clip the score "
+                    f"the PPO loss is {loss} {where}, minibatch step {step} of {len(rows)} (policy loss {row['pg']}, "
+                    f"value loss {row['vf']}): the update diverged; lower lr (={cfg.lr}) or clip the score "
                     f"(score_clip). The policy in memory is spoiled; {self._checkpoint_note()}")
-        return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0]}
+            if not math.isfinite(row["grad_norm"]):
+                raise FloatingPointError(
+                    f"the gradient norm is {row['grad_norm']} {where}, minibatch step {step} of {len(rows)}, with a "
+                    f"finite loss ({loss:.4g}): a gradient overflowed or a model produced NaN in its backward pass; "
+                    f"lower lr (={cfg.lr}) or max_grad_norm, and check the reward model. The policy in memory is "
+                    f"spoiled; {self._checkpoint_note()}")
+        self._check_parameters(f"after the update {where}")
+        return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0] if k != "grad_norm"}
+
+    def _check_parameters(self, when: str) -> None:
+        """Stop before anything is saved if a parameter of the policy or the critic is NaN or inf."""
+        for label, module in (("policy", self.policy), ("value function", self.head or self.critic)):
+            bad = nonfinite_parameter(module)
+            if bad:
+                raise FloatingPointError(
+                    f"the {label}'s parameter {bad} is not finite {when} (lr={self.cfg.lr}): the update diverged; "
+                    f"lower lr or clip the score (score_clip). {self._checkpoint_note()}")
 
     def iteration(self) -> dict[str, float]:
         """One rollout and one update; appends a row to the history and returns it."""
@@ -239,6 +255,12 @@ class PPOTrainer:
             "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
             "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
         }
+        bad = [k for k, v in row.items() if k.split("/")[0] in ("objective", "policy", "loss") and not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite at iteration {row['iteration']} "
+                f"({', '.join(f'{k}={row[k]}' for k in bad)}); stopped before anything was saved: lower lr "
+                f"(={cfg.lr}) or clip the score (score_clip). {self._checkpoint_note()}")
         self._warn_negative_kl(kl_seq, row["iteration"])
         self.history.rows.append(row)
         self.history.samples.append([{"prompt": p.text, "completion": c, "score": round(s, 3), "gold": round(g, 3)}
@@ -264,7 +286,7 @@ class PPOTrainer:
         ``out_dir`` every cfg.checkpoint_every iterations and at the end. Returns the history."""
         total = self.cfg.iterations if iterations is None else iterations
         if out_dir is not None:
-            self.checkpoint_dir = Path(out_dir)
+            self.checkpoint_dir = check_writable(out_dir, what="checkpoint folder")
         bar = tqdm(total=total, initial=len(self.history), desc="PPO", disable=not progress)
         while len(self.history) < total:
             row = self.iteration()
@@ -283,61 +305,115 @@ class PPOTrainer:
 
     def _checkpoint_note(self) -> str:
         if self.checkpoint_dir is not None and (self.checkpoint_dir / CHECKPOINT_STATE).exists():
-            done = json.loads((self.checkpoint_dir / "history.json").read_text())["rows"]
-            return (f"The last checkpoint ({self.checkpoint_dir}, after iteration {len(done)}) is intact; "
+            try:
+                done = len(read_json(self.checkpoint_dir / "history.json")["rows"])
+            except (ArtefactError, KeyError, TypeError):
+                done = "?"
+            return (f"The last checkpoint ({self.checkpoint_dir}, after iteration {done}) is intact; "
                     f"resume from it with PPOTrainer.resume or `rlhf-lab ppo --resume`.")
         return "No checkpoint was written (pass out_dir to train to keep one)."
 
     def save(self, path) -> Path:
         """Write a resumable checkpoint: the policy (save_pretrained, loadable by `load_model(path /
         "policy")`), the value function, optimizer, beta, RNG states, prompts, config and history.
-        Written to a temporary folder first and swapped in, so a crash never leaves half a checkpoint."""
-        path = Path(path)
-        tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.policy.save_pretrained(tmp / "policy")
-        self.tokenizer.save_pretrained(tmp / "policy")
-        critic = self.head if self.critic is None else self.critic
-        save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()}, tmp / "value.safetensors")
-        state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
-                 "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-        torch.save(state, tmp / CHECKPOINT_STATE)
-        (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
-        (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in self.prompts]))
-        (tmp / "history.json").write_text(json.dumps(self.history.to_dict()))
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-        return path
+
+        Written whole into a staging folder and swapped in atomically (`rlhf_lab.artefacts`): a kill
+        at any instant leaves the previous checkpoint or this one, complete. Parameters that are not
+        finite are refused before anything is written."""
+        self._check_parameters(f"when saving after iteration {len(self.history)}")
+        with atomic_dir(path) as tmp:
+            self.policy.save_pretrained(tmp / "policy")
+            self.tokenizer.save_pretrained(tmp / "policy")
+            critic = self.head if self.critic is None else self.critic
+            save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()},
+                      tmp / "value.safetensors")
+            state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
+                     "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            torch.save(state, tmp / CHECKPOINT_STATE)
+            (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
+            (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in self.prompts]))
+            (tmp / "history.json").write_text(json.dumps(self.history.to_dict()))
+        return Path(path)
 
     @classmethod
     def resume(cls, path, reward_fn: RewardFn | None = None, device=None, **overrides) -> "PPOTrainer":
         """Rebuild a trainer from `save`'s folder; training continues exactly where it stopped (same
         machine and seed: the same metrics as an uninterrupted run). ``overrides`` change config fields
-        (e.g. iterations=40 to go further)."""
-        path = Path(path)
-        if not (path / CHECKPOINT_STATE).exists():
-            raise FileNotFoundError(f"{path} is not a PPO checkpoint (no {CHECKPOINT_STATE}); "
-                                    f"start a new run without --resume")
-        fields = json.loads((path / "config.json").read_text())
-        fields.update(overrides, **({"device": str(device)} if device is not None else {}))
-        cfg = PPOConfig(**fields)
-        prompts = [Prompt(**p) for p in json.loads((path / "prompts.json").read_text())]
+        (e.g. iterations=40 to go further). Every file of the checkpoint is checked first; a damaged
+        one is an `ArtefactError` naming it."""
+        path = recover(Path(path))
+        cp = read_checkpoint(path, **overrides, **({"device": str(device)} if device is not None else {}))
+        cfg = cp["config"]
         dev = get_device(cfg.device, verbose=False)
         policy, tokenizer = load_model(str(path / "policy"), role="policy", device=dev)
-        trainer = cls(cfg, prompts, policy=policy, tokenizer=tokenizer, reward_fn=reward_fn)
+        bad = nonfinite_parameter(policy)
+        if bad:
+            raise ArtefactError(f"{path / 'policy'}: parameter {bad} is not finite; this checkpoint was saved after "
+                                f"training diverged and cannot be resumed: start a new run with another --out")
+        trainer = cls(cfg, cp["prompts"], policy=policy, tokenizer=tokenizer, reward_fn=reward_fn)
         critic = trainer.head if trainer.critic is None else trainer.critic
-        critic.load_state_dict(load_file(path / "value.safetensors"))
-        state = torch.load(path / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
+        try:
+            critic.load_state_dict(cp["value"])
+        except RuntimeError as err:
+            raise ArtefactError(f"{path / 'value.safetensors'} does not fit this run's value function "
+                                f"(value_model={cfg.value_model!r}): {str(err)[:200]}") from None
+        state = cp["state"]
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.kl_ctl.value = state["kl_coef"]
         torch.set_rng_state(state["torch_rng"])
         trainer.generator.set_state(state["generator"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        trainer.history = PPOHistory.from_dict(json.loads((path / "history.json").read_text()))
+        trainer.history = cp["history"]
         trainer.checkpoint_dir = path
         return trainer
+
+
+def read_checkpoint(path, **overrides) -> dict:
+    """Read and check every file of a PPO checkpoint except the policy's weights: config (with
+    ``overrides`` applied and validated), prompts, history, value function and trainer state.
+    Returns them in a dict; a missing, damaged or foreign file is an `ArtefactError` naming it."""
+    path = Path(path)
+    if not (path / CHECKPOINT_STATE).exists():
+        if (path / "reward_config.json").exists():
+            raise ArtefactError(f"{path} is a reward model, not a PPO checkpoint")
+        raise FileNotFoundError(f"{path} is not a PPO checkpoint (no {CHECKPOINT_STATE}); "
+                                f"start a new run without --resume")
+    hint = (f"The checkpoint in {path} is damaged (saves are atomic, so it was changed after saving): "
+            f"start a new run with another --out.")
+    fields_ = read_json(path / "config.json", "checkpoint", hint)
+    known = {f.name for f in fields(PPOConfig)}
+    unknown = sorted(set(fields_) - known) if isinstance(fields_, dict) else []
+    if not isinstance(fields_, dict) or unknown:
+        raise ArtefactError(f"{path / 'config.json'}: unknown field(s) {unknown} (a checkpoint of another rlhf-lab "
+                            f"version, or edited by hand); known fields are PPOConfig's: {sorted(known)}")
+    fields_.update(overrides)
+    try:
+        cfg = PPOConfig(**fields_)
+    except ConfigError as err:
+        raise ConfigError(f"{path / 'config.json'} with the options given: {err}") from None
+    try:
+        prompts = [Prompt(**p) for p in read_json(path / "prompts.json", "checkpoint", hint)]
+    except TypeError as err:
+        raise ArtefactError(f"{path / 'prompts.json'}: not a list of prompts ({err}). {hint}") from None
+    try:
+        history = PPOHistory.from_dict(read_json(path / "history.json", "checkpoint", hint))
+    except (KeyError, TypeError) as err:
+        raise ArtefactError(f"{path / 'history.json'}: not a PPO history ({err!r}). {hint}") from None
+    try:
+        value = load_file(path / "value.safetensors")
+    except Exception as err:   # safetensors raises its own error types for truncated files
+        raise ArtefactError(f"{path / 'value.safetensors'} could not be read ({type(err).__name__}: "
+                            f"{str(err)[:160]}). {hint}") from None
+    try:
+        state = torch.load(path / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
+    except Exception as err:   # UnpicklingError for foreign pickles, RuntimeError/EOFError for truncation
+        why = ("it holds pickled Python objects, which are refused (weights_only): it was not written by rlhf-lab"
+               if "weights_only" in str(err) or "Unpickl" in type(err).__name__ else "it is cut short or damaged")
+        raise ArtefactError(f"{path / CHECKPOINT_STATE} could not be read: {why} "
+                            f"({type(err).__name__}). {hint}") from None
+    missing = {"optimizer", "kl_coef", "torch_rng", "generator", "cuda_rng"} - set(state if isinstance(state, dict) else {})
+    if missing:
+        raise ArtefactError(f"{path / CHECKPOINT_STATE} lacks {sorted(missing)}. {hint}")
+    return {"config": cfg, "prompts": prompts, "history": history, "value": value, "state": state}

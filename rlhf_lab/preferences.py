@@ -44,6 +44,9 @@ def load_preferences(path: str | os.PathLike | None = None, labeler: str | None 
     """Records of a preference file (default: the shipped simulated data set), optionally one labeler's."""
     from .config import data_dir   # torch-free import of this module: store writers start fast
 
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"preference file {path} not found (the shipped labels are {data_dir() / SHIPPED}; "
+                                f"a student's are in runs/labels/<name>.jsonl)")
     records = PreferenceStore(path or data_dir() / SHIPPED).read()
     return [r for r in records if labeler is None or r.labeler == labeler]
 
@@ -160,30 +163,42 @@ def export_trl(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> 
     """Write the pairs as JSONL with TRL's ``prompt``/``chosen``/``rejected`` columns (the format
     its RewardTrainer and DPOTrainer read; ``datasets.load_dataset("json", data_files=path)``).
     Returns the number of rows."""
+    from .artefacts import write_text
+
     rows = to_pairs(records)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps({k: row[k] for k in ("prompt", "chosen", "rejected", "prompt_id")}) + "\n")
+    write_text(path, "".join(json.dumps({k: row[k] for k in ("prompt", "chosen", "rejected", "prompt_id")}) + "\n"
+                             for row in rows))
     return len(rows)
+
+
+def _prompt_hash(prompt_id: str, salt: str = "") -> float:
+    """A number in [0, 1) from the prompt id, the same on every machine."""
+    return int.from_bytes(hashlib.sha256(f"{salt}{prompt_id}".encode()).digest()[:8], "big") / 2**64
 
 
 def prompt_split(prompt_id: str, val_fraction: float = 0.1, salt: str = "") -> str:
     """"train" or "val" from a hash of the prompt id: stable across runs and machines."""
-    h = int.from_bytes(hashlib.sha256(f"{salt}{prompt_id}".encode()).digest()[:8], "big") / 2**64
-    return "val" if h < val_fraction else "train"
+    return "val" if _prompt_hash(prompt_id, salt) < val_fraction else "train"
 
 
 def split_by_prompt(records: Iterable[PreferenceRecord], val_fraction: float = 0.1,
                     salt: str = "") -> tuple[list[PreferenceRecord], list[PreferenceRecord]]:
     """(train, val) records; all records (and so all pairs) of one prompt land on the same side,
-    so no completion seen in training is scored in validation."""
+    so no completion seen in training is scored in validation.
+
+    With ``val_fraction > 0`` and at least two prompts, validation is never empty: when the hash
+    leaves no prompt out (a small label file), the prompt with the smallest hash is held out."""
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    records = list(records)
     train, val = [], []
     for r in records:
         (val if prompt_split(r.prompt_id, val_fraction, salt) == "val" else train).append(r)
+    ids = {r.prompt_id for r in records}
+    if val_fraction > 0 and not val and len(ids) >= 2:
+        held = min(ids, key=lambda i: _prompt_hash(i, salt))
+        val = [r for r in records if r.prompt_id == held]
+        train = [r for r in records if r.prompt_id != held]
     return train, val
 
 

@@ -18,7 +18,6 @@ import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +25,9 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
-from .models import context_length, count_parameters, load_model, train_tokenizer
+from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
+from .artefacts import atomic_dir, check_writable
+from .models import context_length, count_parameters, load_model, nonfinite_parameter, train_tokenizer
 from .world import ReviewWorld
 
 
@@ -63,6 +63,18 @@ class PretrainConfig:
     """Steps between validation losses."""
     device: str | None = None
     """"cpu", "cuda", or None for `get_device()`."""
+
+    def __post_init__(self):
+        validate_config(self, {"seed": ">=0", "n_docs": ">=1", "vocab_size": ">=1", "n_layer": ">=1", "n_head": ">=1",
+                               "n_embd": ">=1", "n_positions": ">=1", "steps": ">=1", "batch_size": ">=1", "lr": ">0",
+                               "warmup": ">=0", "weight_decay": ">=0", "eval_every": ">=1"})
+        if self.vocab_size < 258:
+            raise ConfigError(f"PretrainConfig.vocab_size must be at least 258 (256 bytes, EOS and PAD), "
+                              f"got {self.vocab_size}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"PretrainConfig.n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.n_positions < 2:
+            raise ConfigError(f"PretrainConfig.n_positions must be at least 2, got {self.n_positions}")
 
     @classmethod
     def tiny(cls) -> "PretrainConfig":
@@ -105,6 +117,10 @@ class SFTConfig:
     """Steps between validation losses."""
     device: str | None = None
     """"cpu", "cuda", or None for `get_device()`."""
+
+    def __post_init__(self):
+        validate_config(self, {"seed": ">=0", "base": "name", "n_demos": ">=1", "steps": ">=1", "batch_size": ">=1",
+                               "lr": ">0", "warmup": ">=0", "weight_decay": ">=0", "eval_every": ">=1"})
 
     @classmethod
     def tiny(cls) -> "SFTConfig":
@@ -187,11 +203,15 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
         return sum(losses) / len(losses)
 
     def record(rows: list[dict]) -> None:
-        """Append the losses read from the device; stop at a non-finite one."""
+        """Append the losses read from the device; stop at a non-finite loss or gradient."""
         for row in rows:
+            at = f"at step {len(hist.loss) + 1} of {cfg.steps}"
             if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"{desc}: loss is {row['loss']} at step {len(hist.loss)}; lower the learning "
-                                         f"rate (lr={cfg.lr}) or check the data. Nothing was saved.")
+                raise FloatingPointError(f"{desc}: the loss is {row['loss']} {at}; lower the learning rate "
+                                         f"(lr={cfg.lr}) or check the data. Nothing was saved.")
+            if not math.isfinite(row["grad_norm"]):
+                raise FloatingPointError(f"{desc}: the gradient norm is {row['grad_norm']} {at} with a finite loss "
+                                         f"({row['loss']:.4g}); lower the learning rate (lr={cfg.lr}). Nothing was saved.")
             hist.loss.append(row["loss"])
 
     hist, start = History(n_parameters=count_parameters(model)), time.perf_counter()
@@ -206,26 +226,27 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         hist.steps.append(step)
-        record(scalars.add(loss=loss))
+        record(scalars.add(loss=loss, grad_norm=grad_norm))
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             record(scalars.read())
             hist.val_steps.append(step + 1)
             hist.val_loss.append(evaluate())
             bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val=f"{hist.val_loss[-1]:.3f}")
     model.eval()
+    bad = nonfinite_parameter(model)
+    if bad:
+        raise FloatingPointError(f"{desc}: parameter {bad} is not finite after {cfg.steps} steps; lower the learning "
+                                 f"rate (lr={cfg.lr}). Nothing was saved.")
     hist.wall_time_s = time.perf_counter() - start
     return hist
 
 
 def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
-    """save_pretrained (safetensors) plus a metadata.json that says how the checkpoint was made."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    """save_pretrained (safetensors) plus a metadata.json that says how the checkpoint was made,
+    written whole and swapped in atomically (`rlhf_lab.artefacts.atomic_dir`)."""
     meta = {
         "command": command, "config": asdict(cfg), "seed": cfg.seed, "steps": cfg.steps,
         "wall_time_s": round(hist.wall_time_s, 1), "final_train_loss": round(sum(hist.loss[-20:]) / len(hist.loss[-20:]), 4),
@@ -236,7 +257,10 @@ def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
         "curve": {"steps": hist.steps[::10], "loss": [round(x, 4) for x in hist.loss[::10]],
                   "val_steps": hist.val_steps, "val_loss": [round(x, 4) for x in hist.val_loss]},
     }
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
 
 
 def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = True,
@@ -246,6 +270,8 @@ def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = T
     Returns ``(model, tokenizer, history)``; saves them to ``out_dir`` when given.
     """
     cfg = cfg or PretrainConfig.tiny()
+    if out_dir is not None:
+        check_writable(out_dir)
     set_seed(cfg.seed)
     device = get_device(cfg.device, verbose=False)
     world = ReviewWorld(cfg.seed)
@@ -275,6 +301,8 @@ def sft(cfg: SFTConfig | None = None, out_dir=None, model=None, tokenizer=None, 
     The loss counts demonstration tokens only. Returns ``(model, tokenizer, history)``.
     """
     cfg = cfg or SFTConfig.tiny()
+    if out_dir is not None:
+        check_writable(out_dir)
     set_seed(cfg.seed)
     device = get_device(cfg.device, verbose=False)
     if model is None:

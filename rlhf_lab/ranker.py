@@ -236,14 +236,16 @@ class Ranker:
         record = make_record(task, self.order, self.labeler, self.source,
                              seconds=round(time.perf_counter() - self._shown_at, 2))
         try:
-            if task.prompt_id in self.store.labeled_prompt_ids(self.labeler):
-                # another ranker (an older cell, a second notebook) saved it meanwhile: never twice
+            # checked and written under one lock: another ranker (an older cell, a second notebook or
+            # process) that saved this prompt meanwhile wins, and it is never saved twice
+            saved = self.store.append(record, once_per_prompt=True)
+            if saved is None:
                 self.queue.pop(0)
                 self.order, self.already = [], self.already + 1
                 self._say(f"{html.escape(task.prompt_id)} was already saved by another session: not saved twice")
                 self._show()
                 return None
-            record = self.store.append(record)
+            record = saved
         except Exception as err:
             if self.mode == "ab":
                 self.order = []

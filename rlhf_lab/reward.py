@@ -33,10 +33,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import DeviceScalars, adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed
+from .config import (DeviceScalars, adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed,
+                     validate_config)
 from .exercises import exercise
 from .generation import left_pad, position_ids_from_mask
-from .models import ModelLoadError, context_length, load_model, load_tokenizer
+from .artefacts import atomic_dir, read_json, recover
+from .models import ModelLoadError, context_length, load_model, load_tokenizer, nonfinite_parameter
 from .packing import PackedBatch, TokenCache, pack, packed_hidden_at, sender
 from .preferences import ranking_to_pairs, split_by_prompt
 
@@ -121,30 +123,43 @@ class RewardModel(nn.Module):
         self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0)
 
-    def save_pretrained(self, path, extra: dict | None = None) -> None:
-        """Backbone and tokenizer via save_pretrained, the head as safetensors, and a small json."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, path / HEAD_FILE)
-        (path / REWARD_CONFIG).write_text(json.dumps({"kind": "rlhf_lab.RewardModel", **(extra or {})}, indent=2))
+    def save_pretrained(self, path, extra: dict | None = None) -> Path:
+        """Backbone and tokenizer via save_pretrained, the head as safetensors, and a small json.
+
+        The folder is written whole beside ``path`` and swapped in atomically
+        (`rlhf_lab.artefacts.atomic_dir`): a crash leaves the old reward model or the new one,
+        never a new backbone with an old head. Non-finite parameters are refused first."""
+        bad = nonfinite_parameter(self)
+        if bad:
+            raise FloatingPointError(f"the reward model's parameter {bad} is not finite: not saved to {path} "
+                                     f"(training diverged; lower the learning rate)")
+        meta = json.dumps({"kind": "rlhf_lab.RewardModel", **(extra or {})}, indent=2, allow_nan=False)
+        with atomic_dir(path) as tmp:
+            self.backbone.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, tmp / HEAD_FILE)
+            (tmp / REWARD_CONFIG).write_text(meta)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path, device=None) -> "RewardModel":
         """Load what `save_pretrained` wrote; a missing or corrupt head is an error naming the file."""
-        path = Path(path)
+        path = recover(Path(path))
         head_file = path / HEAD_FILE
         if not head_file.exists():
-            raise ModelLoadError(f"{path} has no {HEAD_FILE}: it is not a reward model saved by "
+            what = ("a PPO checkpoint" if (path / "trainer_state.pt").exists() else
+                    "a policy (a causal LM)" if (path / "generation_config.json").exists() else "not a reward model")
+            raise ModelLoadError(f"{path} has no {HEAD_FILE}: it is {what}, not a reward model saved by "
                                  f"RewardModel.save_pretrained (for a fresh one use RewardModel.from_backbone)")
+        read_json(path / REWARD_CONFIG, "reward model", "Retrain it with `rlhf-lab reward`.")
         backbone, _ = load_model(str(path), role="backbone", device=device)
         try:
             state = load_file(head_file)
+            head = nn.Linear(backbone.config.hidden_size, 1)
+            head.load_state_dict(state)
         except Exception as err:
-            raise ModelLoadError(f"{head_file} could not be read ({err}); it may be corrupt") from err
-        head = nn.Linear(backbone.config.hidden_size, 1)
-        head.load_state_dict(state)
+            raise ModelLoadError(f"{head_file} could not be read ({type(err).__name__}: {str(err)[:160]}); it is "
+                                 f"damaged: retrain the reward model with `rlhf-lab reward`") from None
         return cls(backbone, load_tokenizer(str(path)), head)
 
 
@@ -166,7 +181,7 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
             path = repo_root() / path
         hint = (f"train one in notebook 03 or with `rlhf-lab reward --out {name}`, or use the shipped "
                 f"{SHIPPED_REWARD_MODEL!r}")
-    if not path.is_dir():
+    if not recover(path).is_dir():
         raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
     return RewardModel.from_pretrained(path, device=device)
 
@@ -316,6 +331,12 @@ class RewardConfig:
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
+    def __post_init__(self):
+        validate_config(self, {"backbone": "name", "batching": ("grouped", "shuffled"), "epochs": ">=1",
+                               "prompts_per_batch": ">=1", "pairs_per_batch": ">=1", "lr": ">0",
+                               "weight_decay": ">=0", "max_grad_norm": ">0", "val_fraction": "[0,1)",
+                               "eval_every": ">=1", "seed": ">=0"})
+
     @classmethod
     def tiny(cls) -> "RewardConfig":
         return cls()
@@ -447,10 +468,15 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
     scalars = DeviceScalars(rm.device)   # per-step loss and accuracy, read from a GPU every 25 steps
 
     def record(rows: list[dict]) -> None:
-        for row in rows:   # a non-finite loss stops training before anything is saved
+        for row in rows:   # a non-finite loss or gradient stops training before anything is saved
+            at = f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}"
             if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"reward-model loss is {row['loss']} at step {len(hist.loss)}; lower the "
-                                         f"learning rate (lr={cfg.lr}) or check the records. Nothing was saved.")
+                raise FloatingPointError(f"the reward-model loss is {row['loss']} {at}; lower the learning rate "
+                                         f"(lr={cfg.lr}) or check the records. Nothing was saved.")
+            if not math.isfinite(row["grad_norm"]):
+                raise FloatingPointError(f"the reward model's gradient norm is {row['grad_norm']} {at} with a finite "
+                                         f"loss ({row['loss']:.4g}); lower the learning rate (lr={cfg.lr}). "
+                                         f"Nothing was saved.")
             hist.loss.append(row["loss"]), hist.accuracy.append(row["accuracy"])
 
     rm.train()
@@ -475,11 +501,11 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
                     hist.pairs_seen += len(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(rm.parameters(), cfg.max_grad_norm)
             opt.step()
             step += 1
             hist.steps.append(step)
-            record(scalars.add(loss=loss, accuracy=stats["rewards/accuracies"]))
+            record(scalars.add(loss=loss, accuracy=stats["rewards/accuracies"], grad_norm=grad_norm))
             if step % cfg.eval_every == 0:
                 record(scalars.read())
                 validate()
@@ -488,6 +514,10 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
                             val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
     record(scalars.read())
     bar.close()
+    bad = nonfinite_parameter(rm)
+    if bad:
+        raise FloatingPointError(f"the reward model's parameter {bad} is not finite after {step} steps; lower the "
+                                 f"learning rate (lr={cfg.lr}). Nothing was saved.")
     hist.train_s = time.perf_counter() - start - val_s[0]
     if not hist.val_steps or hist.val_steps[-1] != step:
         validate()

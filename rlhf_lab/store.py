@@ -12,7 +12,10 @@ written and again when read. The store follows three rules:
 
 Reading is strict: a torn last line (a crash mid-write: no newline, or garbage at the end)
 is reported with a warning and skipped, and any other malformed line is an error naming the
-file, the line number and the problem. Nothing already written is rewritten.
+file, the line number and the problem. Nothing already written is rewritten, except that the
+next append moves such a torn last line to ``<file>.torn`` first (a valid last record that
+only lacks its newline, say after an editor stripped it, is kept and completed). A UTF-8 byte
+order mark at the start (some editors add one) is accepted.
 """
 from __future__ import annotations
 
@@ -121,12 +124,18 @@ class PreferenceStore:
     def _lock(self) -> FileLock:
         return FileLock(str(self.lock_path), timeout=self.lock_timeout)
 
-    def append(self, record: PreferenceRecord | dict) -> PreferenceRecord:
-        """Validate, write and fsync one record; returns it as stored."""
-        return self.extend([record])[0]
+    def append(self, record: PreferenceRecord | dict, once_per_prompt: bool = False) -> PreferenceRecord | None:
+        """Validate, write and fsync one record; returns it as stored. With ``once_per_prompt``,
+        a record whose (labeler, prompt id) the file already holds is not written and None is
+        returned: the check and the write happen under one lock, so two processes of one labeler
+        submitting the same prompt at once save it exactly once."""
+        out = self.extend([record], once_per_prompt=once_per_prompt)
+        return out[0] if out else None
 
-    def extend(self, records: Iterable[PreferenceRecord | dict]) -> list[PreferenceRecord]:
-        """Append records in one write and one fsync (each still one line)."""
+    def extend(self, records: Iterable[PreferenceRecord | dict],
+               once_per_prompt: bool = False) -> list[PreferenceRecord]:
+        """Append records in one write and one fsync (each still one line). Returns those written
+        (with ``once_per_prompt``, records of an already labeled (labeler, prompt) are left out)."""
         lines, out = [], []
         for r in records:
             data = r.model_dump() if isinstance(r, BaseModel) else r
@@ -135,13 +144,21 @@ class PreferenceStore:
             PreferenceRecord.model_validate_json(line)    # and it reads back
             lines.append(line)
             out.append(rec)
-        payload = "".join(lines).encode("utf-8")          # encode everything before writing
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._lock():
                 fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    self._quarantine_torn_tail(fd)
+                    self._repair_tail(fd)
+                    if once_per_prompt:   # checked under the same lock as the write
+                        done = {(r.labeler, r.prompt_id) for r in parse_records(_read_fd(fd), self.path)}
+                        keep = []
+                        for i, r in enumerate(out):
+                            if (r.labeler, r.prompt_id) not in done:
+                                done.add((r.labeler, r.prompt_id))
+                                keep.append(i)
+                        lines, out = [lines[i] for i in keep], [out[i] for i in keep]
+                    payload = "".join(lines).encode("utf-8")   # encoded before the one write
                     view = memoryview(payload)
                     while view:                           # one write; loop only on a short write
                         view = view[os.write(fd, view):]
@@ -153,35 +170,51 @@ class PreferenceStore:
                                "process is writing to this file (or died holding the lock file open)") from None
         return out
 
-    def _quarantine_torn_tail(self, fd: int) -> None:
-        """If the file ends without a newline (a writer died mid-line), move that fragment to
-        <file>.torn and cut it off, so the next record starts on a line of its own."""
+    def _repair_tail(self, fd: int) -> None:
+        """Make the file end in a complete, valid line before appending, so that what `read`
+        tolerates at the end (a torn write) never becomes a bad line in the middle:
+
+        * a last line without a newline that is a valid record (an editor stripped the newline)
+          is kept and gets its newline;
+        * a last line that is not valid JSON (a writer died mid-line: no newline, or NUL bytes
+          and a newline after a crash) is moved to ``<file>.torn`` and cut off.
+        """
         size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        if size == 0:
             return
-        start = size
-        while start > 0:                                  # find the last newline, 64 KiB at a time
+        complete = os.pread(fd, 1, size - 1) == b"\n"
+        end = size - 1 if complete else size              # the last line is [start, end)
+        start = end
+        while start > 0:                                  # find the newline before it, 64 KiB at a time
             lo = max(0, start - 65536)
-            chunk = os.pread(fd, start - lo, lo)
-            nl = chunk.rfind(b"\n")
+            nl = os.pread(fd, start - lo, lo).rfind(b"\n")
             if nl >= 0:
                 start = lo + nl + 1
                 break
             start = lo
-        fragment = os.pread(fd, size - start, start)
+        line = os.pread(fd, end - start, start)
+        state = _line_state(line[len(BOM):] if start == 0 and line.startswith(BOM) else line)
+        if state == "valid" and not complete:
+            os.write(fd, b"\n")
+            return
+        if state != "torn":
+            return                                        # a valid line, or an invalid record `read` reports
         with open(f"{self.path}.torn", "ab") as torn:
-            torn.write(fragment + b"\n")
+            torn.write(line + b"\n")
             torn.flush()
             os.fsync(torn.fileno())
         os.ftruncate(fd, start)
-        warnings.warn(f"{self.path}: an interrupted write had left {len(fragment)} bytes without a newline "
-                      f"at the end; they were moved to {self.path}.torn", stacklevel=4)
+        warnings.warn(f"{self.path}: an interrupted write had left {len(line)} bytes of a broken last line; "
+                      f"they were moved to {self.path}.torn", stacklevel=5)
 
     def read(self) -> list[PreferenceRecord]:
         """All records in file order. A torn last line warns and is skipped; any other bad line
         raises `PreferenceFileError` naming the file and line number."""
         if not self.path.exists():
             return []
+        if self.path.is_dir():
+            raise PreferenceFileError(f"{self.path} is a folder, not a preference file (a .jsonl file such as "
+                                      f"runs/labels/<name>.jsonl)")
         if self.lock_path.exists():       # someone writes here: read between two appends
             with self._lock():
                 data = self.path.read_bytes()
@@ -200,8 +233,29 @@ class PreferenceStore:
         return {r.prompt_id for r in self.read() if r.labeler == labeler}
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def _read_fd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0) if size else b""
+
+
+def _line_state(raw: bytes) -> str:
+    """"valid" (a record), "torn" (not JSON: a broken write) or "invalid" (JSON, not a record)."""
+    if not raw.strip():
+        return "valid"
+    try:
+        PreferenceRecord.model_validate_json(raw)
+        return "valid"
+    except ValidationError as err:
+        return "torn" if any(e["type"] == "json_invalid" for e in err.errors()) else "invalid"
+
+
 def parse_records(data: bytes, path: str | os.PathLike = "<bytes>") -> list[PreferenceRecord]:
     """Parse JSONL bytes into records (see `PreferenceStore.read` for the rules)."""
+    if data.startswith(BOM):              # a byte order mark some editors write: not part of the record
+        data = data[len(BOM):]
     lines = data.split(b"\n")
     complete = data.endswith(b"\n")
     if complete:
@@ -211,7 +265,10 @@ def parse_records(data: bytes, path: str | os.PathLike = "<bytes>") -> list[Pref
         last = n == len(lines)
         if not raw.strip():
             continue
-        if last and not complete:         # never reported saved: the write was interrupted
+        if last and not complete:         # a write that was interrupted, or a newline an editor removed
+            if _line_state(raw) == "valid":
+                records.append(PreferenceRecord.model_validate_json(raw))
+                continue
             warnings.warn(f"{path}: line {n} is incomplete (no newline at the end of the file: a write "
                           "was interrupted); skipped. Every earlier record is intact.", stacklevel=3)
             continue
