@@ -8,7 +8,10 @@
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
 
 Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/``, unless
-``--out`` names another folder.
+``--out`` names another folder. Every option is checked before any model is loaded (a bad
+value is a one-line error and exit status 2), the output folder is checked for writing first,
+and every artefact is written atomically (`rlhf_lab.artefacts`): an interrupted command
+leaves the previous artefact or the new one, and says which it saved.
 """
 from __future__ import annotations
 
@@ -128,12 +131,13 @@ def _config_overrides(args, cls) -> dict:
 def _run_pretrain(args) -> None:
     from dataclasses import replace
 
+    from .artefacts import check_writable
     from .config import runs_dir
     from .pretrain import PretrainConfig, pretrain
 
     cfg = {"tiny": PretrainConfig.tiny, "demo": PretrainConfig.demo, "gpt2": PretrainConfig.gpu}[args.size]()
-    cfg = replace(cfg, seed=args.seed, device=args.device, **({"steps": args.steps} if args.steps else {}))
-    out = args.out or runs_dir("models", f"{args.size}-upt")
+    cfg = replace(cfg, seed=args.seed, device=args.device, **({"steps": args.steps} if args.steps is not None else {}))
+    out = check_writable(args.out or runs_dir("models", f"{args.size}-upt", create=False))
     _, _, hist = pretrain(cfg, out_dir=out, command="rlhf-lab " + " ".join(args.argv))
     print(f"saved to {out}: {hist.n_parameters / 1e6:.2f}M parameters, val loss {hist.val_loss[-1]:.3f}, "
           f"{hist.wall_time_s:.0f} s")
@@ -142,13 +146,14 @@ def _run_pretrain(args) -> None:
 def _run_sft(args) -> None:
     from dataclasses import replace
 
+    from .artefacts import check_writable
     from .config import runs_dir
     from .pretrain import SFTConfig, sft
 
     cfg = {"tiny": SFTConfig.tiny, "demo": SFTConfig.demo, "gpt2": SFTConfig.gpu}[args.size]()
-    cfg = replace(cfg, seed=args.seed, device=args.device, **({"base": args.base} if args.base else {}),
-                  **({"steps": args.steps} if args.steps else {}))
-    out = args.out or runs_dir("models", f"{args.size}-sft")
+    cfg = replace(cfg, seed=args.seed, device=args.device, **({"base": args.base} if args.base is not None else {}),
+                  **({"steps": args.steps} if args.steps is not None else {}))
+    out = check_writable(args.out or runs_dir("models", f"{args.size}-sft", create=False))
     _, _, hist = sft(cfg, out_dir=out, command="rlhf-lab " + " ".join(args.argv))
     print(f"saved to {out}: val loss {hist.val_loss[-1]:.3f}, {hist.wall_time_s:.0f} s")
 
@@ -161,6 +166,10 @@ def _run_sample(args) -> None:
 
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if not 0 < args.temperature < float("inf"):
+        raise ValueError(f"--temperature must be a finite number > 0, got {args.temperature}")
     start = time.perf_counter()
     device = get_device(args.device)
     name = args.model or get_profile(device).model_name
@@ -187,6 +196,7 @@ def _run_sample(args) -> None:
 
 
 def _run_label(args) -> None:
+    from .artefacts import check_writable
     from .config import runs_dir
     from .labelers import PERSONAS, build_simulated_dataset
     from .preferences import MAX_K, MIN_K
@@ -200,7 +210,9 @@ def _run_label(args) -> None:
     unknown = [x for x in personas if x not in PERSONAS]
     if unknown or not personas:
         raise ValueError(f"unknown labelers {unknown}; choose from {sorted(PERSONAS)}")
-    out = args.out or runs_dir("preferences")
+    if args.n_prompts < 1:
+        raise ValueError(f"--n-prompts must be at least 1, got {args.n_prompts}")
+    out = check_writable(args.out or runs_dir("preferences", create=False))
     meta = build_simulated_dataset(out, n_prompts=args.n_prompts, k=args.k, personas=personas,
                                    model_name=args.model, temperature=args.temperature,
                                    max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device,
@@ -211,47 +223,51 @@ def _run_label(args) -> None:
 
 
 def _run_reward(args) -> None:
+    from .artefacts import check_writable
     from .config import get_device, runs_dir, set_seed
     from .preferences import load_preferences
     from .reward import RewardConfig, RewardModel, train_reward_model
 
+    cfg = RewardConfig(backbone=args.backbone, epochs=args.epochs, seed=args.seed, device=args.device,
+                       normalise_std=args.unit_std)
+    out = check_writable(args.out or runs_dir("reward_model", create=False))
     labeler = None if args.labeler == "all" else args.labeler
     records = load_preferences(args.labels, labeler=labeler)
     if not records:
         raise ValueError(f"no rankings by labeler {args.labeler!r} in {args.labels or 'the shipped labels'}; "
                          f"--labeler all keeps every labeler")
     set_seed(args.seed)
-    cfg = RewardConfig(backbone=args.backbone, epochs=args.epochs, seed=args.seed, device=args.device,
-                       normalise_std=args.unit_std)
     rm = RewardModel.from_backbone(args.backbone, device=get_device(args.device, verbose=False))
     rm, hist = train_reward_model(cfg, records, rm=rm, progress=sys.stderr.isatty())
-    out = args.out or runs_dir("reward_model")
+    val = (f"validation accuracy {hist.val_accuracy[-1]:.3f}, loss {hist.val_loss[-1]:.3f}" if hist.val_accuracy
+           else "no validation prompts (all records share one prompt)")
     rm.save_pretrained(out, extra={"command": "rlhf-lab " + " ".join(args.argv), "labels": args.labels or "shipped",
                                    "labeler": args.labeler, "n_records": len(records), "epochs": args.epochs,
-                                   "unit_std": args.unit_std,
-                                   "seed": args.seed, "val_accuracy": hist.val_accuracy[-1],
-                                   "val_loss": hist.val_loss[-1], "reward_std": hist.reward_std,
-                                   "wall_time_s": round(hist.wall_time_s, 1)})
-    print(f"saved to {out}: validation accuracy {hist.val_accuracy[-1]:.3f}, loss {hist.val_loss[-1]:.3f}, "
-          f"{hist.wall_time_s:.0f} s")
+                                   "unit_std": args.unit_std, "seed": args.seed,
+                                   "val_accuracy": hist.val_accuracy[-1] if hist.val_accuracy else None,
+                                   "val_loss": hist.val_loss[-1] if hist.val_loss else None,
+                                   "reward_std": hist.reward_std, "wall_time_s": round(hist.wall_time_s, 1)})
+    print(f"saved to {out}: {val}, {hist.wall_time_s:.0f} s")
 
 
 def _run_ppo(args) -> None:
+    from .artefacts import check_writable, recover
     from .config import runs_dir
     from .ppo import PPOConfig
-    from .ppo_trainer import PPOTrainer
+    from .ppo_trainer import CHECKPOINT_STATE, PPOTrainer, read_checkpoint
     from .world import ReviewWorld
 
-    out = args.out or runs_dir("ppo")
+    out = check_writable(recover(args.out or runs_dir("ppo", create=False)), what="checkpoint folder")
     overrides = _config_overrides(args, PPOConfig)
     if args.resume:
+        read_checkpoint(out, **overrides)   # every file and option checked before a model is loaded
         trainer = PPOTrainer.resume(out, **overrides)
         print(f"resuming {out} after iteration {len(trainer.history)} of {trainer.cfg.iterations}")
     else:
-        from pathlib import Path
-
-        if (Path(out) / "trainer_state.pt").exists():
+        if (out / CHECKPOINT_STATE).exists():
             raise ValueError(f"{out} already holds a PPO run; continue it with --resume or choose another --out")
+        if args.n_prompts < 1:
+            raise ValueError(f"--n-prompts must be at least 1, got {args.n_prompts}")
         cfg = PPOConfig(**{**dataclasses.asdict(PPOConfig.tiny()), **overrides})
         prompts = args.prompt or ReviewWorld(cfg.seed).prompts(args.n_prompts, kind="mixed", split="train")
         trainer = PPOTrainer(cfg, prompts)
@@ -271,18 +287,32 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     args.argv = argv  # recorded in the checkpoint's metadata
+    from .artefacts import SAVED
     from .models import ModelLoadError
 
+    saved_before = len(SAVED)
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
          "reward": _run_reward, "ppo": _run_ppo}[args.command](args)
-    except (ModelLoadError, ValueError, FloatingPointError, RuntimeError, FileNotFoundError) as err:
-        print(f"rlhf-lab {args.command}: error: {err}", file=sys.stderr)
+    except (ModelLoadError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__   # one line
+        print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rlhf-lab {args.command}: interrupted; nothing was saved", file=sys.stderr)
+        print(f"rlhf-lab {args.command}: interrupted; {_saved_note(SAVED[saved_before:], args)}", file=sys.stderr)
         return 130
     return 0
+
+
+def _saved_note(saved: list, args) -> str:
+    """What an interrupted command saved, truthfully: every save is atomic, so each is complete."""
+    if not saved:
+        return "nothing was saved (any earlier artefact at the output is as it was)"
+    paths = list(dict.fromkeys(str(p) for p in saved))
+    note = f"saved complete before the interruption: {', '.join(paths)}; nothing after it was saved"
+    if args.command == "ppo":
+        note += f" (continue with `rlhf-lab ppo --resume{' --out ' + args.out if args.out else ''}`)"
+    return note
 
 
 if __name__ == "__main__":
