@@ -112,6 +112,90 @@ def test_garbage_after_the_last_newline_is_treated_as_torn(tmp_path):
         assert store.read() == saved
 
 
+def test_garbage_with_a_newline_is_quarantined_before_the_next_append(tmp_path):
+    """Issue 17.3: today's append wrote after the NUL line, and the next read failed at 'line 5'."""
+    store = PreferenceStore(tmp_path / "x.jsonl")
+    saved = store.extend([record(prompt_id=f"p-{i}") for i in range(4)])
+    with open(store.path, "ab") as f:
+        f.write(b"\x00\x00\x00\x00\n")
+    with pytest.warns(UserWarning, match="moved to"):
+        new = store.append(record(prompt_id="p-9"))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                             # a clean file: no warning at all
+        assert store.read() == saved + [new]
+    assert Path(f"{store.path}.torn").read_bytes() == b"\x00\x00\x00\x00\n"
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Issue 17.3: a one-line file saved by an editor with a UTF-8 BOM loaded as 0 records."""
+    path = tmp_path / "x.jsonl"
+    rec = record()
+    path.write_bytes(b"\xef\xbb\xbf" + rec.model_dump_json().encode() + b"\n")
+    assert PreferenceStore(path).read() == [rec]
+    path.write_bytes(b"\xef\xbb\xbf" + rec.model_dump_json().encode())   # and without the final newline
+    assert PreferenceStore(path).read() == [rec]
+    new = PreferenceStore(path).append(record(prompt_id="p-1"))
+    assert PreferenceStore(path).read() == [rec, new]
+
+
+def test_a_valid_last_record_without_its_newline_is_kept(tmp_path):
+    """Issue 17.3: an editor stripped the final newline; today's append moved the record to .torn."""
+    store = PreferenceStore(tmp_path / "x.jsonl")
+    saved = store.extend([record(prompt_id=f"p-{i}") for i in range(2)])
+    store.path.write_bytes(store.path.read_bytes().rstrip(b"\n"))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.read() == saved
+        new = store.append(record(prompt_id="p-2"))
+        assert store.read() == saved + [new]
+    assert not Path(f"{store.path}.torn").exists()
+
+
+def test_append_once_per_prompt_checks_and_writes_under_one_lock(tmp_path):
+    store = PreferenceStore(tmp_path / "x.jsonl")
+    first = store.append(record(prompt_id="p-0"), once_per_prompt=True)
+    assert store.append(record([2, 1, 0], prompt_id="p-0"), once_per_prompt=True) is None
+    assert store.append(record(prompt_id="p-0", labeler="bob"), once_per_prompt=True) is not None
+    assert [r.record_id for r in store.read() if r.labeler == "ada"] == [first.record_id]
+
+
+RACER = textwrap.dedent("""
+    import sys, time
+    from rlhf_lab.preferences import PreferenceRecord, PreferenceStore
+    path, ranking, go = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], float(sys.argv[3])
+    store = PreferenceStore(path)
+    rec = PreferenceRecord(prompt_id="p-0", prompt="x", completions=["a", "b", "c"], ranking=ranking,
+                           labeler="ada", source="human", model="m")
+    while time.time() < go:
+        pass
+    print("saved" if store.append(rec, once_per_prompt=True) else "skipped", flush=True)
+""")
+
+
+def test_two_processes_of_one_labeler_save_a_prompt_once(tmp_path):
+    """Issue 17.5: today both processes saved the same prompt (with opposite rankings) in 12 of 40
+    trials, because the 'already saved' check ran outside the lock."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for trial in range(10):
+        path = tmp_path / f"t{trial}.jsonl"
+        go = time.time() + 1.5                                     # both start at the same instant
+        procs = [subprocess.Popen([sys.executable, "-c", RACER, str(path), ranking, str(go)],
+                                  stdout=subprocess.PIPE, text=True, env=env) for ranking in ("0,1,2", "2,1,0")]
+        outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+        assert outs == ["saved", "skipped"], (trial, outs)
+        assert len(PreferenceStore(path).read()) == 1
+
+
+def test_load_preferences_names_a_missing_file_or_a_folder(tmp_path):
+    """Issue 17.8: a missing --labels file said "no rankings by labeler 'sim-gold'"."""
+    with pytest.raises(FileNotFoundError, match="preference file .*nope.jsonl not found"):
+        load_preferences(tmp_path / "nope.jsonl")
+    with pytest.raises(PreferenceFileError, match="is a folder, not a preference file"):
+        load_preferences(tmp_path)
+
+
 def test_malformed_lines_before_the_end_are_errors_naming_file_and_line(tmp_path):
     path = tmp_path / "x.jsonl"
     good = record().model_dump_json()
