@@ -139,6 +139,8 @@ _RANGES = {">0": (lambda v: v > 0, "greater than 0"), ">=0": (lambda v: v >= 0, 
 
 def _type_problem(annotation: str, value) -> str | None:
     """Why ``value`` does not fit the field's annotation ("int", "float | None", ...), or None."""
+    if not isinstance(annotation, str):   # a module without `from __future__ import annotations`
+        annotation = getattr(annotation, "__name__", None) or str(annotation)
     kinds = [k.strip() for k in str(annotation).split("|")]
     if value is None:
         return None if "None" in kinds else "must not be None"
