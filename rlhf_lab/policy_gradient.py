@@ -254,10 +254,15 @@ def train_reinforce(model, tokenizer, prompts: list[Prompt], cfg: ReinforceConfi
         logps = sequence_logprobs(model, samples, cfg.temperature, cfg.reduction)     # (B * k,)
         loss, stats = reinforce_loss(logps, rewards, baseline)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"REINFORCE loss is {loss.item()} at step {step}; lower lr (={cfg.lr})")
+            raise FloatingPointError(f"REINFORCE loss is {loss.item()} at step {step + 1} of {cfg.steps} (a reward "
+                                     f"of NaN or inf, or log-probs that overflowed); lower lr (={cfg.lr}) or check "
+                                     f"the reward function")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm).item()
+        if not math.isfinite(grad_norm):
+            raise FloatingPointError(f"the REINFORCE gradient norm is {grad_norm} at step {step + 1} of {cfg.steps} "
+                                     f"with a finite loss ({loss.item():.4g}); lower lr (={cfg.lr})")
         opt.step()
         value += 0.3 * (stats["reward"] - value)   # the learned value: b for the next step, never this one
         hist.steps.append(step)
