@@ -252,15 +252,16 @@ def _run_reward(args) -> None:
 
 def _run_ppo(args) -> None:
     from .artefacts import check_writable, recover
+    from .checkpoints import CHECKPOINT_STATE, read_checkpoint
     from .config import runs_dir
     from .ppo import PPOConfig
-    from .ppo_trainer import CHECKPOINT_STATE, PPOTrainer, read_checkpoint
+    from .ppo_trainer import PPOTrainer
     from .world import ReviewWorld
 
     out = check_writable(recover(args.out or runs_dir("ppo", create=False)), what="checkpoint folder")
     overrides = _config_overrides(args, PPOConfig)
     if args.resume:
-        read_checkpoint(out, **overrides)   # every file and option checked before a model is loaded
+        read_checkpoint(out, PPOConfig, **overrides)   # every file and option checked before a model is loaded
         trainer = PPOTrainer.resume(out, **overrides)
         print(f"resuming {out} after iteration {len(trainer.history)} of {trainer.cfg.iterations}")
     else:

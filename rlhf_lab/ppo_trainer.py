@@ -22,20 +22,19 @@ Dropout is off in every model for the whole run (eval mode), as COURSE.md asks.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 import warnings
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .artefacts import ArtefactError, atomic_dir, check_writable, read_json, recover
-from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed
+from .artefacts import ArtefactError, check_writable, recover
+# the checkpoint folder lives in `checkpoints`; CHECKPOINT_STATE and read_checkpoint re-exported for callers
+from .checkpoints import CHECKPOINT_STATE, checkpoint_note, read_checkpoint, write_checkpoint  # noqa: F401
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
 from .generation import sample
 from .models import freeze, load_model, nonfinite_parameter
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
@@ -45,8 +44,6 @@ from .reward import load_reward_model
 from .rollout import (PPOHistory, RewardFn, Rollout, ValueModel, _trim, as_prompts, policy_forward,  # noqa: F401
                       value_head)
 from .world import Prompt, judge_many
-
-CHECKPOINT_STATE = "trainer_state.pt"
 
 
 class PPOTrainer:
@@ -304,14 +301,7 @@ class PPOTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def _checkpoint_note(self) -> str:
-        if self.checkpoint_dir is not None and (self.checkpoint_dir / CHECKPOINT_STATE).exists():
-            try:
-                done = len(read_json(self.checkpoint_dir / "history.json")["rows"])
-            except (ArtefactError, KeyError, TypeError):
-                done = "?"
-            return (f"The last checkpoint ({self.checkpoint_dir}, after iteration {done}) is intact; "
-                    f"resume from it with PPOTrainer.resume or `rlhf-lab ppo --resume`.")
-        return "No checkpoint was written (pass out_dir to train to keep one)."
+        return checkpoint_note(self.checkpoint_dir)
 
     def save(self, path) -> Path:
         """Write a resumable checkpoint: the policy (save_pretrained, loadable by `load_model(path /
@@ -321,20 +311,11 @@ class PPOTrainer:
         at any instant leaves the previous checkpoint or this one, complete. Parameters that are not
         finite are refused before anything is written."""
         self._check_parameters(f"when saving after iteration {len(self.history)}")
-        with atomic_dir(path) as tmp:
-            self.policy.save_pretrained(tmp / "policy")
-            self.tokenizer.save_pretrained(tmp / "policy")
-            critic = self.head if self.critic is None else self.critic
-            save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()},
-                      tmp / "value.safetensors")
-            state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
-                     "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
-                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-            torch.save(state, tmp / CHECKPOINT_STATE)
-            (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
-            (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in self.prompts]))
-            (tmp / "history.json").write_text(json.dumps(self.history.to_dict()))
-        return Path(path)
+        state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
+                 "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return write_checkpoint(path, self.policy, self.tokenizer, self.head if self.critic is None else self.critic,
+                                state, self.cfg, self.prompts, self.history)
 
     @classmethod
     def resume(cls, path, reward_fn: RewardFn | None = None, device=None, **overrides) -> "PPOTrainer":
@@ -343,7 +324,7 @@ class PPOTrainer:
         (e.g. iterations=40 to go further). Every file of the checkpoint is checked first; a damaged
         one is an `ArtefactError` naming it."""
         path = recover(Path(path))
-        cp = read_checkpoint(path, **overrides, **({"device": str(device)} if device is not None else {}))
+        cp = read_checkpoint(path, PPOConfig, **overrides, **({"device": str(device)} if device is not None else {}))
         cfg = cp["config"]
         dev = get_device(cfg.device, verbose=False)
         policy, tokenizer = load_model(str(path / "policy"), role="policy", device=dev)
@@ -369,51 +350,3 @@ class PPOTrainer:
         trainer.checkpoint_dir = path
         return trainer
 
-
-def read_checkpoint(path, **overrides) -> dict:
-    """Read and check every file of a PPO checkpoint except the policy's weights: config (with
-    ``overrides`` applied and validated), prompts, history, value function and trainer state.
-    Returns them in a dict; a missing, damaged or foreign file is an `ArtefactError` naming it."""
-    path = Path(path)
-    if not (path / CHECKPOINT_STATE).exists():
-        if (path / "reward_config.json").exists():
-            raise ArtefactError(f"{path} is a reward model, not a PPO checkpoint")
-        raise FileNotFoundError(f"{path} is not a PPO checkpoint (no {CHECKPOINT_STATE}); "
-                                f"start a new run without --resume")
-    hint = (f"The checkpoint in {path} is damaged (saves are atomic, so it was changed after saving): "
-            f"start a new run with another --out.")
-    fields_ = read_json(path / "config.json", "checkpoint", hint)
-    known = {f.name for f in fields(PPOConfig)}
-    unknown = sorted(set(fields_) - known) if isinstance(fields_, dict) else []
-    if not isinstance(fields_, dict) or unknown:
-        raise ArtefactError(f"{path / 'config.json'}: unknown field(s) {unknown} (a checkpoint of another rlhf-lab "
-                            f"version, or edited by hand); known fields are PPOConfig's: {sorted(known)}")
-    fields_.update(overrides)
-    try:
-        cfg = PPOConfig(**fields_)
-    except ConfigError as err:
-        raise ConfigError(f"{path / 'config.json'} with the options given: {err}") from None
-    try:
-        prompts = [Prompt(**p) for p in read_json(path / "prompts.json", "checkpoint", hint)]
-    except TypeError as err:
-        raise ArtefactError(f"{path / 'prompts.json'}: not a list of prompts ({err}). {hint}") from None
-    try:
-        history = PPOHistory.from_dict(read_json(path / "history.json", "checkpoint", hint))
-    except (KeyError, TypeError) as err:
-        raise ArtefactError(f"{path / 'history.json'}: not a PPO history ({err!r}). {hint}") from None
-    try:
-        value = load_file(path / "value.safetensors")
-    except Exception as err:   # safetensors raises its own error types for truncated files
-        raise ArtefactError(f"{path / 'value.safetensors'} could not be read ({type(err).__name__}: "
-                            f"{str(err)[:160]}). {hint}") from None
-    try:
-        state = torch.load(path / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
-    except Exception as err:   # UnpicklingError for foreign pickles, RuntimeError/EOFError for truncation
-        why = ("it holds pickled Python objects, which are refused (weights_only): it was not written by rlhf-lab"
-               if "weights_only" in str(err) or "Unpickl" in type(err).__name__ else "it is cut short or damaged")
-        raise ArtefactError(f"{path / CHECKPOINT_STATE} could not be read: {why} "
-                            f"({type(err).__name__}). {hint}") from None
-    missing = {"optimizer", "kl_coef", "torch_rng", "generator", "cuda_rng"} - set(state if isinstance(state, dict) else {})
-    if missing:
-        raise ArtefactError(f"{path / CHECKPOINT_STATE} lacks {sorted(missing)}. {hint}")
-    return {"config": cfg, "prompts": prompts, "history": history, "value": value, "state": state}

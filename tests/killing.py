@@ -132,9 +132,10 @@ class PPOCase:
 
     def load(self) -> int:
         from rlhf_lab.models import load_model
-        from rlhf_lab.ppo_trainer import read_checkpoint
+        from rlhf_lab.checkpoints import read_checkpoint
+        from rlhf_lab.ppo import PPOConfig
 
-        cp = read_checkpoint(self.out)         # every file but the policy's weights, checked
+        cp = read_checkpoint(self.out, PPOConfig)   # every file but the policy's weights, checked
         load_model(str(self.out / "policy"), role="reference", device="cpu")
         return int(cp["state"]["kl_coef"])
 
