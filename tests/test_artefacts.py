@@ -201,3 +201,25 @@ def test_simulated_labels_are_written_atomically(tmp_path, monkeypatch):
         build_simulated_dataset(tmp_path, n_prompts=3, k=2, personas=("gold",), max_new_tokens=8, overwrite=True)
     assert (tmp_path / "simulated.jsonl").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json", "simulated.jsonl"]
+
+
+def test_ctrl_c_during_the_swap_is_held_until_the_swap_is_done(tmp_path, monkeypatch):
+    """A Ctrl-C that lands between the swap and its bookkeeping would make the command say 'nothing
+    was saved' about a folder it had replaced: it is held back until both are done."""
+    import signal
+
+    out = tmp_path / "m"
+    with atomic_dir(out) as tmp:
+        (tmp / "v").write_text("old")
+    real = artefacts.exchange
+
+    def exchange_with_ctrl_c(a, b):
+        os.kill(os.getpid(), signal.SIGINT)      # arrives while the swap is in progress
+        return real(a, b)
+    monkeypatch.setattr(artefacts, "exchange", exchange_with_ctrl_c)
+    n = len(artefacts.SAVED)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out) as tmp:
+            (tmp / "v").write_text("new")
+    assert (out / "v").read_text() == "new" and artefacts.SAVED[n:] == [out]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
