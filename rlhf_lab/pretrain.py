@@ -27,7 +27,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from . import __version__
 from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .artefacts import atomic_dir, check_writable
-from .models import context_length, count_parameters, load_model, nonfinite_parameter, train_tokenizer
+from .gpt2_bpe import gpt2_tokenizer
+from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, train_tokenizer
 from .world import ReviewWorld
 
 
@@ -39,8 +40,11 @@ class PretrainConfig:
     """Seeds the world, the initialisation and the batch order."""
     n_docs: int = 40_000
     """Reviews in the training corpus (the world writes a fresh, deterministic stream)."""
+    tokenizer: str = "world"
+    """"world": a byte-level BPE trained on the review world (``vocab_size`` tokens); "gpt2": GPT-2's own
+    50,257-token BPE (Radford et al. 2019; `rlhf_lab.gpt2_bpe`) plus PAD, so the model has GPT-2's shape."""
     vocab_size: int = 2048
-    """BPE vocabulary of the trained tokenizer (PAD and EOS included)."""
+    """BPE vocabulary of the trained tokenizer (PAD and EOS included); unused with tokenizer="gpt2"."""
     n_layer: int = 4
     """Transformer blocks."""
     n_head: int = 4
@@ -65,7 +69,7 @@ class PretrainConfig:
     """"cpu", "cuda", or None for `get_device()`."""
 
     def __post_init__(self):
-        validate_config(self, {"seed": ">=0", "n_docs": ">=1", "vocab_size": ">=1", "n_layer": ">=1", "n_head": ">=1",
+        validate_config(self, {"seed": ">=0", "n_docs": ">=1", "tokenizer": ("world", "gpt2"), "vocab_size": ">=1", "n_layer": ">=1", "n_head": ">=1",
                                "n_embd": ">=1", "n_positions": ">=1", "steps": ">=1", "batch_size": ">=1", "lr": ">0",
                                "warmup": ">=0", "weight_decay": ">=0", "eval_every": ">=1"})
         if self.vocab_size < 258:
@@ -88,8 +92,9 @@ class PretrainConfig:
 
     @classmethod
     def gpu(cls) -> "PretrainConfig":
-        """The GPT-2 (124M) architecture on the review world: 12 layers, 12 heads, n_emb 768."""
-        return cls(n_docs=400_000, vocab_size=8192, n_layer=12, n_head=12, n_embd=768, n_positions=1024,
+        """GPT-2 (124M) on the review world: GPT-2's tokenizer, 12 layers, 12 heads, n_emb 768, context 1024
+        (Radford et al. 2019, the smallest model): 124.4M parameters, the hub's shape plus one PAD row."""
+        return cls(n_docs=400_000, tokenizer="gpt2", n_layer=12, n_head=12, n_embd=768, n_positions=1024,
                    steps=3000, batch_size=64, lr=6e-4, warmup=200, eval_every=500)
 
 
@@ -265,7 +270,7 @@ def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
 
 def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = True,
              command: str = "rlhf_lab.pretrain.pretrain(cfg)") -> tuple:
-    """UPT: train a tokenizer and a fresh GPT-2-architecture model on the review world.
+    """UPT: a tokenizer (trained on the review world, or GPT-2's own) and a fresh GPT-2-architecture model.
 
     Returns ``(model, tokenizer, history)``; saves them to ``out_dir`` when given.
     """
@@ -276,9 +281,13 @@ def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = T
     device = get_device(cfg.device, verbose=False)
     world = ReviewWorld(cfg.seed)
     docs = world.corpus(cfg.n_docs)
-    # instructions are in the tokenizer's corpus so SFT prompts tokenise as well as reviews
-    extra = [p.text for p in world.instruction_prompts(2000)]
-    tokenizer = train_tokenizer(docs + extra, cfg.vocab_size)
+    if cfg.tokenizer == "gpt2":   # GPT-2's own BPE, with a PAD token of its own (PAD is not EOS)
+        tokenizer = gpt2_tokenizer()
+        tokenizer.add_special_tokens({"pad_token": PAD})
+        tokenizer.padding_side = "left"
+    else:   # instructions are in the tokenizer's corpus so SFT prompts tokenise as well as reviews
+        extra = [p.text for p in world.instruction_prompts(2000)]
+        tokenizer = train_tokenizer(docs + extra, cfg.vocab_size)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
                         n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         activation_function="gelu_pytorch_tanh",   # GPT-2's GELU, fused (models.fused_gelu)

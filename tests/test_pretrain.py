@@ -1,5 +1,6 @@
 """Smoke runs of UPT and SFT on a toy-sized model: finite, falling loss; parameters change; saved with metadata."""
 import json
+import math
 
 import pytest
 import torch
@@ -76,3 +77,34 @@ def test_same_seed_reproduces_the_same_weights(demo_run):
     again, _, _ = pt.pretrain(cfg, progress=False)
     for a, b in zip(model.parameters(), again.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_gpt2_size_is_gpt2_shaped_with_gpt2s_own_tokenizer():
+    """Issue 13: `pretrain --size gpt2` had its own 8,192-token BPE (87M parameters); it now has GPT-2's
+    tokenizer and so GPT-2's 124M parameters (the hub's 124,439,808 plus one PAD row of 768)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rlhf_lab.gpt2_bpe import gpt2_tokenizer
+
+    cfg = pt.PretrainConfig.gpu()
+    assert cfg.tokenizer == "gpt2"
+    config = GPT2Config(vocab_size=len(gpt2_tokenizer()) + 1, n_positions=cfg.n_positions, n_embd=cfg.n_embd,
+                        n_layer=cfg.n_layer, n_head=cfg.n_head)
+    with torch.device("meta"):                                  # counted without allocating 500 MB
+        n = sum(p.numel() for p in GPT2LMHeadModel(config).parameters())
+    assert n == 124_439_808 + 768
+
+
+def test_pretraining_with_gpt2s_tokenizer_saves_a_loadable_model(tmp_path):
+    from rlhf_lab.generation import sample
+
+    cfg = pt.PretrainConfig(tokenizer="gpt2", n_docs=200, n_layer=1, n_head=2, n_embd=32, steps=2, batch_size=4,
+                         eval_every=2, device="cpu")
+    model, tok, hist = pt.pretrain(cfg, out_dir=tmp_path / "upt", progress=False)
+    assert tok("Hello world", add_special_tokens=False)["input_ids"] == [15496, 995]   # GPT-2's ids
+    assert (tok.eos_token_id, tok.pad_token_id, model.config.vocab_size) == (50256, 50257, 50258)
+    assert all(math.isfinite(x) for x in hist.loss)
+    policy, tok2 = load_model(str(tmp_path / "upt"))
+    assert tok2.pad_token_id == 50257 and policy.get_input_embeddings().num_embeddings == 50258
+    out = sample(policy, tok2, ["Write a review.", "The plot"], max_new_tokens=4)
+    assert len(out.completions) == 2
