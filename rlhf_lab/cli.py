@@ -252,7 +252,7 @@ def _run_reward(args) -> None:
 
 def _run_ppo(args) -> None:
     from .artefacts import check_writable, recover
-    from .checkpoints import CHECKPOINT_STATE, read_checkpoint
+    from .checkpoints import CHECKPOINT_STATE
     from .config import runs_dir
     from .ppo import PPOConfig
     from .ppo_trainer import PPOTrainer
@@ -261,8 +261,7 @@ def _run_ppo(args) -> None:
     out = check_writable(recover(args.out or runs_dir("ppo", create=False)), what="checkpoint folder")
     overrides = _config_overrides(args, PPOConfig)
     if args.resume:
-        read_checkpoint(out, PPOConfig, **overrides)   # every file and option checked before a model is loaded
-        trainer = PPOTrainer.resume(out, **overrides)
+        trainer = PPOTrainer.resume(out, **overrides)   # checks every file and option before it loads a model
         print(f"resuming {out} after iteration {len(trainer.history)} of {trainer.cfg.iterations}")
     else:
         if (out / CHECKPOINT_STATE).exists():
