@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
-from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .artefacts import atomic_dir, check_writable
+from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .gpt2_bpe import gpt2_tokenizer
 from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, train_tokenizer
 from .world import ReviewWorld
@@ -69,9 +69,10 @@ class PretrainConfig:
     """"cpu", "cuda", or None for `get_device()`."""
 
     def __post_init__(self):
-        validate_config(self, {"seed": ">=0", "n_docs": ">=1", "tokenizer": ("world", "gpt2"), "vocab_size": ">=1", "n_layer": ">=1", "n_head": ">=1",
-                               "n_embd": ">=1", "n_positions": ">=1", "steps": ">=1", "batch_size": ">=1", "lr": ">0",
-                               "warmup": ">=0", "weight_decay": ">=0", "eval_every": ">=1"})
+        validate_config(self, {"seed": ">=0", "n_docs": ">=1", "tokenizer": ("world", "gpt2"), "vocab_size": ">=1",
+                               "n_layer": ">=1", "n_head": ">=1", "n_embd": ">=1", "n_positions": ">=1", "steps": ">=1",
+                               "batch_size": ">=1", "lr": ">0", "warmup": ">=0", "weight_decay": ">=0",
+                               "eval_every": ">=1"})
         if self.vocab_size < 258:
             raise ConfigError(f"PretrainConfig.vocab_size must be at least 258 (256 bytes, EOS and PAD), "
                               f"got {self.vocab_size}")
