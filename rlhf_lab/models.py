@@ -243,14 +243,28 @@ def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
     return model, tokenizer
 
 
+def folder_kind(folder: Path) -> str | None:
+    """What a saved folder is, from its files: "reward model", "PPO checkpoint", "policy" (a causal
+    LM with a generation config), or None. Loaders use it to refuse the wrong kind by name."""
+    folder = Path(folder)
+    if (folder / "reward_config.json").exists() or (folder / "reward_head.safetensors").exists():
+        return "reward model"
+    if (folder / "trainer_state.pt").exists():
+        return "PPO checkpoint"
+    if (folder / "generation_config.json").exists():
+        return "policy"
+    return None
+
+
 def refuse_non_policy(folder: Path) -> None:
     """A policy must be a causal LM: refuse a reward model's folder or a PPO checkpoint's top
     folder (whose policy is in ``policy/``) with an error that says what to pass instead."""
-    if (folder / "reward_config.json").exists() or (folder / "reward_head.safetensors").exists():
+    kind = folder_kind(folder)
+    if kind == "reward model":
         raise ModelLoadError(f"{folder} is a reward model (it scores text; it does not write it): a policy is "
                              f"a causal LM such as {DEFAULT_MODEL!r}, an SFT folder or a PPO checkpoint's policy/; "
                              f"load reward models with rlhf_lab.reward.load_reward_model")
-    if (folder / "trainer_state.pt").exists() and (folder / "policy").is_dir():
+    if kind == "PPO checkpoint" and (folder / "policy").is_dir():
         raise ModelLoadError(f"{folder} is a PPO checkpoint; its policy is {folder / 'policy'}")
     config = folder / "config.json"
     if config.exists():

@@ -38,7 +38,8 @@ from .config import (DeviceScalars, adamw, bf16_autocast, data_dir, float32_head
 from .exercises import exercise
 from .generation import left_pad, position_ids_from_mask
 from .artefacts import atomic_dir, read_json, recover
-from .models import ModelLoadError, context_length, load_model, load_tokenizer, nonfinite_parameter
+from .models import (ModelLoadError, context_length, folder_kind, load_model, load_tokenizer,
+                     nonfinite_parameter)
 from .packing import PackedBatch, TokenCache, pack, packed_hidden_at, sender
 from .preferences import ranking_to_pairs, split_by_prompt
 
@@ -147,8 +148,8 @@ class RewardModel(nn.Module):
         path = recover(Path(path))
         head_file = path / HEAD_FILE
         if not head_file.exists():
-            what = ("a PPO checkpoint" if (path / "trainer_state.pt").exists() else
-                    "a policy (a causal LM)" if (path / "generation_config.json").exists() else "not a reward model")
+            what = {"PPO checkpoint": "a PPO checkpoint", "policy": "a policy (a causal LM)"}.get(
+                folder_kind(path), "not a reward model")
             raise ModelLoadError(f"{path} has no {HEAD_FILE}: it is {what}, not a reward model saved by "
                                  f"RewardModel.save_pretrained (for a fresh one use RewardModel.from_backbone)")
         read_json(path / REWARD_CONFIG, "reward model", "Retrain it with `rlhf-lab reward`.")
