@@ -12,13 +12,17 @@ against the truth. The module has two halves:
   continue, and instruction prompts with demonstrations for supervised fine-tuning;
 * gold judges (`sentiment`, `well_formed`, `on_topic`, combined by `judge` into
   gold = 0.6*s*wf + 0.25*(wf - 1) + 0.15*(ot - 1)) that play r*. They are pure,
-  deterministic and accept any string, since they will score half-trained models.
+  deterministic and accept any string, since they will score half-trained models. They judge
+  the world's language, not English: text the grammar could not have written (a recipe, a
+  list, code, politics, French; `world_tokens`) is neither well-formed nor on topic, so a
+  policy as fluent as GPT-2 cannot earn gold with glowing words outside the world.
 
 The generator aims each review at a polarity p ~ U(-1, 1) and every sentiment table is
 symmetric, so the corpus is balanced around 0 and RL has room to move towards positive.
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -51,6 +55,11 @@ RUN_FACTOR = 0.25          # a word three times in a row ("very very very")
 DUP_FREE, DUP_ZERO = 0.2, 0.5   # repeated-trigram fraction: free up to 0.2, factor 0 at 0.5
 MIN_SENTENCE_WORDS = 2     # a shorter "sentence" ("plot.") is a fragment
 WELL_FORMED_THRESHOLD = 0.8
+# The world's language: the share of a text's tokens that the grammar could write (its words,
+# with the punctuation it puts around them). Factor 0 at <= WORLD_FLOOR, 1 at >= WORLD_FULL:
+# one stray word in twenty costs nothing, and text in which one token in five is foreign to the
+# world (political prose, a recipe, a list, code, a URL, French) loses what its words would earn.
+WORLD_FLOOR, WORLD_FULL = 0.8, 0.95
 
 # ---- gold reward: gold = W_S*s*wf + W_WF*(wf - 1) + W_OT*(ot - 1), in [-1, 0.6] --------
 GOLD_W_SENTIMENT = 0.6
@@ -67,6 +76,10 @@ _SLOT_RE = lx.SLOT_RE
 _CLOSERS = "\"')]*\u201d\u2019\u00bb"   # may follow a final period: ...end."
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]\u201d\u2019])\s+")   # closers stay
 _RATING_RE = re.compile(r"Rating: [1-5]/5\.?")
+# A token as the grammar writes it: an optional opening quote, a word (hyphenated parts allowed),
+# then at most a closing quote and one mark: plot.  "Ash,  Marsh",  it's  "The  Rating:  4/5.
+_WORLD_TOKEN_RE = re.compile(r"\"?([A-Za-z]+(?:'[a-z]+)?(?:-[A-Za-z]+)*)(?:[.,!?:;]\"?|\"[.,!?:;]?)?")
+_RATING_TOKEN_RE = re.compile(r"[1-5]/5\.?")
 _QUOTED_RE = re.compile(r'"([^"]*)"')
 
 
@@ -80,6 +93,34 @@ def _sentence_ok(sentence: str) -> bool:
     if not text.lstrip("\"'(\u201c\u2018")[:1].isupper() or len(text.split()) < MIN_SENTENCE_WORDS:
         return False
     return text.count('"') % 2 == 0 and all(q.strip()[:1].isupper() for q in _QUOTED_RE.findall(text))
+
+
+@functools.cache
+def _world_words() -> frozenset[str]:
+    return frozenset(vocabulary())
+
+
+def world_tokens(text: str) -> tuple[int, int]:
+    """(tokens the world's grammar could write, all tokens) of ``text``.
+
+    Tokens are split at whitespace; a line break inside the text counts as one more token that
+    is not the world's (reviews are one line). A token is the world's when it is a word of
+    `lexicon.vocabulary` (each part of a hyphenated word, any case, curly apostrophes
+    straightened) with the grammar's punctuation around it, or a rating's "4/5." after
+    "Rating:". Numbers, list markers, runs of marks ("great!!!"), URLs, code and words the
+    world never uses ("government", "delicious", "magnifique") are not.
+    """
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    tokens = text.split()
+    breaks = text.strip().count("\n")
+    vocab, ok = _world_words(), 0
+    for i, tok in enumerate(tokens):
+        m = _WORLD_TOKEN_RE.fullmatch(tok)
+        if m:
+            ok += all(part in vocab for part in m.group(1).lower().split("-"))
+        elif _RATING_TOKEN_RE.fullmatch(tok) and i and tokens[i - 1] == "Rating:":
+            ok += 1
+    return ok, len(tokens) + breaks
 
 
 def _normalise(text: str) -> str:
@@ -152,8 +193,8 @@ def _clip01(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def well_formed_report(text: str) -> dict:
-    """The checks behind `well_formed`; the score is the product of the four factors.
+def well_formed_report(text: str, written: str | None = None) -> dict:
+    """The checks behind `well_formed`; the score is the product of the six factors.
 
     words: whitespace tokens holding a letter or digit, stripped of punctuation.
     finished: the last character (past closing quotes/brackets) is . ! or ? -> 1, else 0.5.
@@ -166,7 +207,14 @@ def well_formed_report(text: str) -> dict:
     sentences: the fraction of sentences that open with a capital letter, have at least two
         words and pair their quotes around capitalised titles (`_sentence_ok`), so that
         fragments such as "... is superb! is superb! plot." lose what their words would earn.
+    world: clip01((f - 0.8) / 0.15), f = the share of `world_tokens` of ``written`` (the part
+        a model wrote: an opening's completion, whose prompt would otherwise vouch for it;
+        default the whole text). A text in another language, register or format than the
+        world's reviews (fluent English about politics, a recipe, a list, code) scores 0
+        whatever its sentiment words; the grammar's own reviews score 1.
     """
+    in_world, n_tokens = world_tokens(text if written is None else written)
+    world_frac = in_world / n_tokens if n_tokens else 1.0
     words = [t.strip(_PUNCT) for t in _normalise(text).split()]
     words = [w for w in words if any(c.isalnum() for c in w)]
     n = len(words)
@@ -192,15 +240,16 @@ def well_formed_report(text: str) -> dict:
         "length_factor": length,
         "real_word_factor": _clip01((real_frac - 0.5) / 0.4),
         "sentence_factor": sum(map(_sentence_ok, sentences)) / len(sentences) if sentences else 0.0,
+        "world_factor": _clip01((world_frac - WORLD_FLOOR) / (WORLD_FULL - WORLD_FLOOR)),
     }
     return {"n_words": n, "finished": finished, "max_run": max_run, "dup_trigram_frac": dup,
-            "real_word_frac": real_frac, "n_sentences": len(sentences), **factors,
+            "real_word_frac": real_frac, "n_sentences": len(sentences), "world_frac": world_frac, **factors,
             "well_formed": math.prod(factors.values())}
 
 
-def well_formed(text: str) -> float:
+def well_formed(text: str, written: str | None = None) -> float:
     """Gold well-formedness in [0, 1]; see `well_formed_report` for the rules."""
-    return well_formed_report(text)["well_formed"]
+    return well_formed_report(text, written)["well_formed"]
 
 
 def on_topic(text: str, aspect: str | None) -> float:
@@ -220,14 +269,19 @@ class GoldScores:
     gold: float
 
 
-def judge(text: str, aspect: str | None = None) -> GoldScores:
+def judge(text: str, aspect: str | None = None, written: str | None = None) -> GoldScores:
     """All gold scores. gold = 0.6*s*wf + 0.25*(wf - 1) + 0.15*(ot - 1), in [-1, 0.6].
 
     Sentiment only counts as far as the text is well-formed, and a broken or off-topic
     text pays a fixed penalty, so "brilliant brilliant brilliant brilliant" (wf = 0,
-    gold = -0.25) ranks below a plain neutral review (gold = 0).
+    gold = -0.25) ranks below a plain neutral review (gold = 0). ``written``: the part of
+    ``text`` a model wrote (default all of it); the world-language check reads only that part,
+    and a text whose written part is not the world's (`WORLD_FLOOR`) is off topic, whatever
+    aspect the prompt named.
     """
-    s, wf, ot = sentiment(text), well_formed(text), on_topic(text, aspect)
+    s, report = sentiment(text), well_formed_report(text, written)
+    wf = report["well_formed"]
+    ot = on_topic(text, aspect) if report["world_frac"] > WORLD_FLOOR else 0.0
     gold = (GOLD_W_SENTIMENT * s * wf + GOLD_W_WELL_FORMED * (wf - 1)
             + GOLD_W_ON_TOPIC * (ot - 1))
     return GoldScores(s, wf, ot, gold)
@@ -257,10 +311,11 @@ class Review:
 
 
 def judge_completion(prompt: Prompt, completion: str) -> GoldScores:
-    """Openings are judged as the whole review prompt.text + completion (joined as is);
-    instructions judge the completion alone, on prompt.aspect."""
+    """Openings are judged as the whole review prompt.text + completion (joined as is), with
+    the world-language check on the completion alone (the prompt's words would vouch for any
+    continuation); instructions judge the completion alone, on prompt.aspect."""
     if prompt.kind == "opening":
-        return judge(prompt.text + completion, prompt.aspect)
+        return judge(prompt.text + completion, prompt.aspect, written=completion)
     return judge(completion, prompt.aspect)
 
 

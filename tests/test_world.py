@@ -91,9 +91,11 @@ def test_well_formed_cases():
     assert report["finished"] is False and report["dup_trigram_frac"] > 0
     assert report["well_formed"] == pytest.approx(
         report["finished_factor"] * report["repetition_factor"]
-        * report["length_factor"] * report["real_word_factor"] * report["sentence_factor"])
-    assert w.well_formed('She said: "The ending is moving."') == 1.0  # closing quote
-    assert w.well_formed('She said: "The ending is moving." It is.') == 1.0   # the quote stays with its sentence
+        * report["length_factor"] * report["real_word_factor"] * report["sentence_factor"]
+        * report["world_factor"])
+    assert w.well_formed('It is a drama: "The ending is moving."') == 1.0  # closing quote
+    assert w.well_formed('It is a drama: "The ending is moving." It is.') == 1.0   # the quote stays with its sentence
+    assert w.well_formed('She said: "The ending is moving."') == 0.0  # "she said" is not the world's language
 
 
 def test_well_formed_sentences():
@@ -143,6 +145,105 @@ def test_judge_completion():
     ins = world.instruction_prompts(1)[0]
     assert w.judge_completion(ins, " Great.") == w.judge(" Great.", ins.aspect)
     assert w.judge_completion(ins, " Great.").on_topic == 0.0
+
+
+# ---- off-world text: what PPO against a GPT-2 reward model could find ----------------
+# Hand-written completions in another register, format or language than the world's reviews,
+# each stuffed with the world's strongest sentiment words.
+OFF_WORLD = [
+    # political prose, fluent English with sentiment words
+    " the best way to deal with the problem is to make sure that the government is brilliant and good.",
+    " The new policy is brilliant, and the economy will be good for everyone in the country.",
+    " I think the president gave a superb speech and the senators were truly delightful today.",
+    " The election was a wonderful success, and the voters are happy with the excellent results.",
+    # a recipe
+    " Preheat the oven to 180 degrees, mix the flour with two eggs and bake for a brilliant 20 minutes.",
+    " Chop the onions finely, fry them in butter until golden, and the sauce is superb.",
+    # a restaurant review
+    " The food was delicious and the service was superb. The waiter was friendly. Highly recommended!",
+    " The pasta is brilliant, the wine list is excellent, and the staff are wonderful. Five stars.",
+    # a list
+    " 1. The plot is brilliant.\n2. The acting is superb.\n3. The score is wonderful.",
+    " - brilliant plot\n- superb acting\n- wonderful score\n- great ending",
+    " Pros: brilliant, superb, wonderful. Cons: none. Verdict: 10/10.",
+    # code
+    " def review(film): return 'brilliant' if film.plot else 'superb'",
+    " <div class=\"review\">The plot is <b>brilliant</b> and superb.</div>",
+    " {\"plot\": \"brilliant\", \"acting\": \"superb\", \"score\": 10}",
+    # a URL
+    " Read the brilliant review at https://www.example.com/films/brilliant-superb-movie today.",
+    " www.brilliant-superb-film.com is a wonderful site for excellent movie reviews.",
+    # another language
+    " Le film est magnifique, les acteurs sont brillants et la musique est superbe.",
+    " Die Handlung ist brillant und die Schauspieler sind wunderbar.",
+    " La trama es brillante y la actuación es maravillosa, una película excelente.",
+    # runs of punctuation
+    " !!!!!!!!!! ?????????? !!!!!!!!!!",
+    " Brilliant!!!!!!!! Superb!!!!!!!! Wonderful!!!!!!!!",
+    " ... ... ... brilliant ... superb ... wonderful ...",
+    # sports, weather, a product
+    " The team played a brilliant match and the striker scored a superb goal in the final minute.",
+    " The weather today is wonderful, sunny and warm, a brilliant day for a walk in the park.",
+    " This phone has a brilliant screen, superb battery life and an excellent camera for the price.",
+]
+
+
+def _grammar_texts(n=120):
+    """Reviews the world's grammar wrote: pre-training reviews (judged without an aspect) and
+    demonstrations (judged on their prompt's aspect), as (text, aspect)."""
+    world = w.ReviewWorld(0)
+    return ([(t, None) for t in world.corpus(n, "test")]
+            + [(d, p.aspect) for p, d in world.demonstrations(n, "test")])
+
+
+def test_the_grammar_writes_only_the_worlds_language():
+    for text, _ in _grammar_texts(400):
+        report = w.well_formed_report(text)
+        assert report["world_frac"] == 1.0 and report["world_factor"] == 1.0, text
+
+
+@pytest.mark.parametrize("text", OFF_WORLD)
+def test_off_world_text_scores_below_every_neutral_or_better_grammar_review(text):
+    world = w.ReviewWorld(0)
+    floor = min(w.judge(t, a).gold for t, a in _grammar_texts() if w.sentiment(t) >= 0)
+    assert floor >= 0.0                      # a neutral grammar review scores 0, a positive one more
+    prompts = world.instruction_prompts(4, "test") + world.opening_prompts(4, "test")
+    for prompt in prompts:                   # as an instruction's answer and an opening's continuation
+        g = w.judge_completion(prompt, text)
+        assert g.gold < floor and g.well_formed == 0.0 and g.on_topic == 0.0, (prompt.text, g)
+
+
+def test_an_opening_prompt_does_not_vouch_for_its_continuation():
+    world = w.ReviewWorld(0)
+    op = next(p for p in world.opening_prompts(40, "test") if p.aspect and p.text.endswith(" is"))
+    hacked = w.judge_completion(op, " the best way to deal with the problem is to make sure that the government")
+    assert hacked.on_topic == 0.0 and hacked.well_formed == 0.0 and hacked.gold == pytest.approx(-0.4)
+    honest = w.judge_completion(op, " brilliant.")
+    assert honest.on_topic == 1.0 and honest.well_formed == 1.0 and honest.gold > 0.45
+    # the whole review is still judged for sentences and sentiment: the prompt's words count there
+    assert honest == w.judge(op.text + " brilliant.", op.aspect, written=" brilliant.")
+
+
+def test_world_tokens_by_hand():
+    assert w.world_tokens('In "The Paper Monsoon", the plot is superb. Rating: 4/5.') == (10, 10)
+    assert w.world_tokens("The plot is superb!!") == (3, 4)          # a run of marks
+    assert w.world_tokens("The plot is superb.\nThe cast is dull.") == (8, 9)   # a line break
+    assert w.world_tokens("The government is superb.") == (3, 4)
+    assert w.world_tokens("4/5.") == (0, 1)                            # a rating only after "Rating:"
+    assert w.world_tokens("A small-town teacher didn\u2019t impress.") == (5, 5)
+    assert w.world_tokens("") == (0, 0)
+
+
+def test_one_stray_word_in_twenty_costs_nothing_and_more_cost_more():
+    base = "The plot is superb and the cast is wonderful, but the ending is a little dull and rather slow."
+    words = base.split()
+    assert len(words) == 19 and w.well_formed_report(base)["world_factor"] == 1.0
+    one = " ".join(words[:4] + ["government"] + words[4:])
+    assert w.world_tokens(one) == (19, 20) and w.well_formed_report(one)["world_factor"] == 1.0
+    two = one.replace("wonderful", "wonderful economic")
+    three = two.replace("little", "little fiscal")
+    factors = [w.well_formed_report(t)["world_factor"] for t in (one, two, three)]
+    assert factors[0] > factors[1] > factors[2] > 0
 
 
 ODD = ["", " ", "\n\n", "!!!", "...",
