@@ -39,6 +39,9 @@ from pathlib import Path
 
 SAVED: list[Path] = []
 """Every artefact this process has saved, in order (the CLI says what was saved when interrupted)."""
+LOADED: list[tuple[str, str]] = []
+"""Every model, reward model and preference file this process has loaded, as (kind, name or path), in
+order: what a run stood on (`rlhf_lab.course` checks a notebook against its profile's chain)."""
 
 _STAGING, _OLD = "saving", "old"
 

@@ -6,6 +6,7 @@
     rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
     rlhf-lab reward              # Bradley-Terry reward model on the labels -> runs/reward_model
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
+    rlhf-lab prepare --profile gpu   # the gpu course's chain: SFT -> labels -> reward model, under runs/gpu
 
 Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/``, unless
 ``--out`` names another folder. Every option is checked before any model is loaded (a bad
@@ -82,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="scale the reward to std 1 over the training completions (the mean is always set to 0)")
     p.add_argument("--out", help="output folder (default runs/reward_model)")
     _add_common(p)
+
+    p = sub.add_parser("prepare", help="build a profile's chain: SFT model -> simulated labels -> reward model "
+                                       "(the cpu chain is shipped; the gpu chain goes to runs/gpu)")
+    p.add_argument("--profile", choices=["cpu", "gpu"], default="gpu", help="which course (default gpu)")
+    p.add_argument("--base", help="model the SFT model is fine-tuned from (default: the profile's, gpt2 for gpu; "
+                   "offline: runs/models/gpt2-upt from `rlhf-lab pretrain --size gpt2`)")
+    p.add_argument("--smoke", action="store_true", help="smoke sizes (seconds; for CI, not for learning)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild every link, even those already made")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
 
     from .ppo import PPOConfig
 
@@ -283,18 +293,51 @@ def _run_ppo(args) -> None:
           f"total {t['iteration']:.2f} s; checkpoint in {out}")
 
 
+def _run_prepare(args) -> None:
+    from dataclasses import replace
+
+    from . import course
+    from .artefacts import check_writable
+    from .config import PROFILES, get_device
+
+    profile = PROFILES[args.profile]()
+    if args.base:
+        profile = replace(profile, base_model=args.base)
+    if args.smoke:
+        profile = profile.shrunk()
+    if profile.name == "cpu":
+        if args.base or args.rebuild:
+            raise ValueError("the cpu chain is shipped in data/ (`make models` rebuilds it); --base and --rebuild "
+                             "are for --profile gpu")
+        course.ensure(profile)
+        print("the cpu profile's chain is shipped in data/; nothing to build.\n" + course.describe(profile))
+        return
+    if not args.rebuild and all(course.is_built(profile, x) for x in course.LINKS):
+        print("nothing to build (--rebuild makes it again).\n" + course.describe(profile))
+        return
+    for link in course.LINKS:
+        check_writable(course.link_path(profile, link), folder=link != "labels")
+    from .models import resolve
+    resolve(profile.base_model)   # a mistyped --base fails here, before any work
+    device = get_device(args.device)
+    seconds = course.prepare(profile, device=device, rebuild=args.rebuild, progress=sys.stderr.isatty())
+    print(course.describe(profile))
+    print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + f", total {sum(seconds.values()):.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     args.argv = argv  # recorded in the checkpoint's metadata
     from .artefacts import SAVED
+    from .course import ChainError
     from .models import ModelLoadError
 
     saved_before = len(SAVED)
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
-         "reward": _run_reward, "ppo": _run_ppo}[args.command](args)
-    except (ModelLoadError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
+         "reward": _run_reward, "ppo": _run_ppo, "prepare": _run_prepare}[args.command](args)
+    except (ModelLoadError, ChainError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split()) or type(err).__name__   # one line
         print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)
         return 2

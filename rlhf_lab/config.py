@@ -177,12 +177,21 @@ def validate_config(cfg, ranges: dict[str, str | tuple]) -> None:
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes shared by every notebook; one preset per kind of machine."""
+    """Sizes shared by every notebook, and the profile's chain of artefacts (`rlhf_lab.course`):
+    base model -> SFT model -> labels -> reward model. One preset per kind of machine."""
 
     name: str
     """Profile name: "cpu" (the embedded model, CI) or "gpu" (GPT-2 124M)."""
     model_name: str
-    """What `rlhf_lab.models.load_policy` loads: "tiny", a local path or a hub id."""
+    """The chain's SFT model: the policy and reference of every notebook ("tiny", or a folder)."""
+    base_model: str
+    """The pretrained model the SFT model is fine-tuned from ("tiny-base", "gpt2", a folder)."""
+    labels: str
+    """The chain's preference file: rankings of the SFT model's samples (notebook 02)."""
+    reward_model: str
+    """The chain's reward model, trained on ``labels`` on the SFT backbone (notebook 03)."""
+    n_label_prompts: int
+    """Prompts the chain's simulated labelers rank (K = 4 completions each)."""
     batch_size: int
     """Prompts per generation / training batch."""
     max_new_tokens: int
@@ -193,35 +202,59 @@ class Profile:
     """Held-out prompts used when a notebook reports a mean gold score."""
     train_steps: int
     """Optimizer steps for the short in-notebook training demonstrations."""
+    smoke: bool = False
+    """Smoke sizes (``RLHF_LAB_SMOKE=1``): every size tiny, for CI runs of the whole course."""
 
     def __post_init__(self):
-        validate_config(self, {"name": "name", "model_name": "name", "batch_size": ">=1", "max_new_tokens": ">=1",
-                               "temperature": ">0", "n_eval_prompts": ">=1", "train_steps": ">=1"})
+        validate_config(self, {"name": "name", "model_name": "name", "base_model": "name", "labels": "name",
+                               "reward_model": "name", "n_label_prompts": ">=1", "batch_size": ">=1",
+                               "max_new_tokens": ">=1", "temperature": ">0", "n_eval_prompts": ">=1",
+                               "train_steps": ">=1"})
 
     @classmethod
     def cpu(cls) -> "Profile":
-        """The embedded model on a laptop CPU: every notebook under a minute on 2 cores."""
-        return cls(name="cpu", model_name="tiny", batch_size=16, max_new_tokens=48,
-                   temperature=0.7, n_eval_prompts=64, train_steps=60)
+        """The embedded model on a laptop CPU: every notebook under a minute on 2 cores. Its chain
+        is shipped in data/ (`make models` rebuilds it)."""
+        return cls(name="cpu", model_name="tiny", base_model="tiny-base",
+                   labels=str(data_dir() / "preferences" / "simulated.jsonl"), reward_model="tiny-rm",
+                   n_label_prompts=512, batch_size=16, max_new_tokens=48, temperature=0.7, n_eval_prompts=64,
+                   train_steps=60)
 
     @classmethod
     def gpu(cls) -> "Profile":
-        """GPT-2 (124M) on one GPU; "gpt2" needs the hub once (or the local cache)."""
-        return cls(name="gpu", model_name="gpt2", batch_size=64, max_new_tokens=48,
-                   temperature=0.7, n_eval_prompts=256, train_steps=300)
+        """GPT-2 (124M) on one GPU, on its own chain under runs/gpu/ (`rlhf-lab prepare --profile gpu`).
+        "gpt2" needs the hub once (or the local cache); offline, RLHF_LAB_BASE names a GPT-2 made by
+        `rlhf-lab pretrain --size gpt2`."""
+        return cls(name="gpu", model_name=str(runs_dir("gpu", "sft", create=False)), base_model="gpt2",
+                   labels=str(runs_dir("gpu", "preferences", "simulated.jsonl", create=False)),
+                   reward_model=str(runs_dir("gpu", "reward_model", create=False)), n_label_prompts=2048,
+                   batch_size=64, max_new_tokens=48, temperature=0.7, n_eval_prompts=256, train_steps=300)
+
+    def shrunk(self) -> "Profile":
+        """The same profile and chain at smoke sizes (seconds per notebook on a CPU)."""
+        return replace(self, smoke=True, n_label_prompts=min(self.n_label_prompts, 16),
+                       batch_size=min(self.batch_size, 4), max_new_tokens=min(self.max_new_tokens, 8),
+                       n_eval_prompts=min(self.n_eval_prompts, 4), train_steps=min(self.train_steps, 2))
+
+    def n(self, full: int, smoke: int = 4) -> int:
+        """A notebook's own size: ``full``, or ``min(full, smoke)`` at smoke sizes."""
+        return min(full, smoke) if self.smoke else full
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
 PROFILES = {"cpu": Profile.cpu, "gpu": Profile.gpu}
+BASE_ENV = "RLHF_LAB_BASE"
+SMOKE_ENV = "RLHF_LAB_SMOKE"
 
 
 def get_profile(device: torch.device | str | None = None, verbose: bool = True) -> Profile:
     """The profile for this machine: "gpu" on CUDA, else "cpu"; ``RLHF_LAB_PROFILE`` overrides.
 
-    ``RLHF_LAB_MODEL`` replaces the profile's model name (for example a GPT-2 checkpoint
-    you pretrained offline, or "tiny" on a GPU for speed).
+    ``RLHF_LAB_BASE`` replaces the base model the chain is fine-tuned from (offline, a GPT-2 you
+    pretrained: ``runs/models/gpt2-upt``); ``RLHF_LAB_MODEL`` replaces the policy (the chain's
+    labels and reward model stay); ``RLHF_LAB_SMOKE=1`` shrinks every size (CI).
     """
     forced = os.environ.get(PROFILE_ENV, "").strip().lower()
     if forced:
@@ -232,13 +265,32 @@ def get_profile(device: torch.device | str | None = None, verbose: bool = True) 
         dev = torch.device(device) if device is not None else get_device(verbose=False)
         profile = Profile.gpu() if dev.type == "cuda" else Profile.cpu()
         why = f"chosen for device {dev.type}"
+    base = os.environ.get(BASE_ENV, "").strip()
+    if base:
+        profile = replace(profile, base_model=base)
+        why += f", base from {BASE_ENV}"
     model = os.environ.get(MODEL_ENV, "").strip()
     if model:
         profile = replace(profile, model_name=model)
         why += f", model from {MODEL_ENV}"
+    smoke = os.environ.get(SMOKE_ENV, "").strip().lower()
+    if smoke not in ("", "0", "1", "true", "false"):
+        raise ValueError(f"{SMOKE_ENV}={smoke!r}: use 1 (smoke sizes) or 0")
+    if smoke in ("1", "true"):
+        profile = profile.shrunk()
+        why += f", smoke sizes from {SMOKE_ENV}"
     if verbose:
-        print(f"rlhf-lab profile: {profile.name} ({why}); model {profile.model_name!r}")
+        model_name = profile.model_name if profile.name == "cpu" else _short(profile.model_name)
+        print(f"rlhf-lab profile: {profile.name} ({why}); model {model_name!r}")
     return profile
+
+
+def _short(path: str) -> str:
+    """A path under the runs folder as runs/..., so printed outputs do not show a home folder."""
+    try:
+        return str(Path("runs") / Path(path).relative_to(runs_dir(create=False)))
+    except ValueError:
+        return path
 
 
 def repo_root() -> Path:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .artefacts import LOADED
 from .exercises import exercise
 # Records and their store live in `store`; re-exported so notebooks import one module.
 from .store import (MAX_K, MIN_K, SCHEMA_VERSION, PreferenceFileError, PreferenceRecord,  # noqa: F401
@@ -47,7 +48,9 @@ def load_preferences(path: str | os.PathLike | None = None, labeler: str | None 
     if path is not None and not Path(path).exists():
         raise FileNotFoundError(f"preference file {path} not found (the shipped labels are {data_dir() / SHIPPED}; "
                                 f"a student's are in runs/labels/<name>.jsonl)")
-    records = PreferenceStore(path or data_dir() / SHIPPED).read()
+    path = path or data_dir() / SHIPPED
+    records = PreferenceStore(path).read()
+    LOADED.append(("labels", str(path)))
     return [r for r in records if labeler is None or r.labeler == labeler]
 
 

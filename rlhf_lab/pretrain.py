@@ -321,7 +321,7 @@ def sft(cfg: SFTConfig | None = None, out_dir=None, model=None, tokenizer=None, 
     demos = world.demonstrations(cfg.n_demos)
     context = context_length(model.config)
     train_rows = _tokenise(tokenizer, [p.text for p, _ in demos], [d for _, d in demos], context)
-    val = world.demonstrations(256, split="val")
+    val = world.demonstrations(min(256, max(16, cfg.n_demos // 4)), split="val")   # 256 for every preset
     val_rows = _tokenise(tokenizer, [p.text for p, _ in val], [d for _, d in val], context)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "SFT", progress)
     if out_dir is not None:

@@ -37,7 +37,7 @@ from .config import (DeviceScalars, adamw, bf16_autocast, data_dir, float32_head
                      validate_config)
 from .exercises import exercise
 from .generation import left_pad, position_ids_from_mask
-from .artefacts import atomic_dir, read_json, recover
+from .artefacts import LOADED, atomic_dir, read_json, recover
 from .models import (ModelLoadError, context_length, folder_kind, load_model, load_tokenizer,
                      nonfinite_parameter)
 from .packing import PackedBatch, TokenCache, pack, packed_hidden_at, sender
@@ -184,6 +184,7 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
                 f"{SHIPPED_REWARD_MODEL!r}")
     if not recover(path).is_dir():
         raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
+    LOADED.append(("reward_model", str(path)))
     return RewardModel.from_pretrained(path, device=device)
 
 

@@ -56,3 +56,19 @@ def test_sft_takes_its_base_from_the_size_preset_unless_given(monkeypatch, tmp_p
                        (["--size", "gpt2", "--base", "runs/models/gpt2-upt"], "runs/models/gpt2-upt")):
         assert main(["sft", *args, "--out", str(tmp_path)]) == 0
         assert seen[-1] == base
+
+
+def test_prepare_cpu_does_nothing_and_names_the_shipped_chain(capsys):
+    assert main(["prepare", "--profile", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "shipped in data/; nothing to build" in out and "tiny-rm  [ready]" in out
+
+
+def test_prepare_gpu_checks_its_base_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    assert main(["prepare", "--profile", "gpu", "--base", "runs/models/gpt2-upt"]) == 2
+    err = capsys.readouterr().err
+    assert "rlhf-lab prepare: error: model folder 'runs/models/gpt2-upt' does not exist" in err
+    assert not (tmp_path / "runs" / "gpu").exists()                  # nothing was made
+    assert main(["prepare", "--profile", "cpu", "--rebuild"]) == 2     # the cpu chain is shipped
+    assert "make models" in capsys.readouterr().err

@@ -40,7 +40,8 @@ def test_profile_follows_device_and_env_override(monkeypatch, capsys):
     assert get_profile("cpu").name == "cpu"
     assert get_profile("cpu").model_name == "tiny"
     assert get_profile("cuda").name == "gpu"
-    assert get_profile("cuda").model_name == "gpt2"
+    assert get_profile("cuda").base_model == "gpt2"                  # the gpu chain starts from GPT-2
+    assert get_profile("cuda").model_name.endswith("gpu/sft")       # and its policy is its own SFT model
     monkeypatch.setenv("RLHF_LAB_PROFILE", "gpu")
     assert get_profile("cpu").name == "gpu"
     monkeypatch.setenv("RLHF_LAB_MODEL", "tiny")
@@ -54,7 +55,7 @@ def test_profile_follows_device_and_env_override(monkeypatch, capsys):
 
 def test_profiles_are_typed_presets():
     cpu, gpu = Profile.cpu(), Profile.gpu()
-    assert cpu.model_name == "tiny" and gpu.model_name == "gpt2"
+    assert cpu.model_name == "tiny" and gpu.base_model == "gpt2"
     assert gpu.batch_size > cpu.batch_size
     assert "temperature=0.7" in cpu.describe()
 

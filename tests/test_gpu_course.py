@@ -1,0 +1,108 @@
+"""The gpu course, chain included, top to bottom on the CPU at smoke sizes.
+
+``RLHF_LAB_PROFILE=gpu RLHF_LAB_SMOKE=1`` with the hub-shaped GPT-2 of tests/hub_gpt2.py as the
+chain's base (``RLHF_LAB_BASE``): notebook 00 fine-tunes it into the chain's SFT model, 02 makes its
+labels, 03 its reward model, and 04-07 stand on them. One kernel runs the notebooks in order and
+clears its namespace (``%reset -f``) between them, so that no notebook sees another's variables; after
+each notebook a probe cell reports what it loaded (`rlhf_lab.artefacts.LOADED`), which must all be
+the chain's own, and the chain's fingerprints, which must not change once made.
+"""
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0[0-7]_*.ipynb"))
+
+# What each notebook must show besides its loads: a Python expression evaluated after its last cell.
+EXTRA = {
+    "05": 'history["objective/kl"][0]',                         # PPO's first batch: policy == reference
+    "06": '[history.metrics[0][k] for k in ("rewards/chosen", "rewards/rejected")]',   # DPO's first step
+    "07": 'ppo_points[0]["kl"]',                                 # the reference against itself
+}
+PROBE = """
+import json as _json
+from rlhf_lab import artefacts as _artefacts, course as _course
+print("PROBE " + _json.dumps({"foreign": _course.foreign_loads(profile), "loaded": _artefacts.LOADED,
+                              "chain": _json.loads(_course.chain_record(profile)), "model_name": profile.model_name,
+                              "smoke": profile.smoke, "extra": %s}))
+_artefacts.LOADED.clear()
+"""
+RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot as _plt\n_plt.close('all')"
+
+
+def _probe(cell) -> dict:
+    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    line = next(x for x in text.splitlines() if x.startswith("PROBE "))
+    return json.loads(line[len("PROBE "):])
+
+
+def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    runs = tmp_path / "runs"
+    for key, value in {"RLHF_LAB_PROFILE": "gpu", "RLHF_LAB_SMOKE": "1", "RLHF_LAB_BASE": hub_gpt2,
+                       "RLHF_LAB_RUNS": str(runs), "MPLBACKEND": "Agg"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RLHF_LAB_MODEL", raising=False)
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"0{i}" for i in range(8)]
+    first = nbformat.read(NOTEBOOKS[0], as_version=4)
+    client = NotebookClient(first, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS[0].parent)}})
+    probes = {}
+    with client.setup_kernel(env=dict(os.environ)):
+        for path in NOTEBOOKS:
+            nb = nbformat.read(path, as_version=4)
+            tag = path.name[:2]
+            nb.cells.append(nbformat.v4.new_code_cell(PROBE % EXTRA.get(tag, "None")))
+            nb.cells.append(nbformat.v4.new_code_cell(RESET))
+            client.nb = nb
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)   # raises CellExecutionError naming the cell
+            probes[tag] = _probe(nb.cells[-2])
+
+    sft, labels, rm = (str(runs / "gpu" / x) for x in ("sft", "preferences/simulated.jsonl", "reward_model"))
+    fingerprints = probes["07"]["chain"]
+    assert [fingerprints[x]["path"] for x in ("sft", "labels", "reward_model")] == [sft, labels, rm]
+    assert all(fingerprints[x]["fingerprint"] for x in fingerprints)           # every link was made
+    for tag, probe in probes.items():
+        assert probe["smoke"] and probe["model_name"] == sft, tag
+        assert probe["foreign"] == [], (tag, probe["foreign"])                 # nothing but the chain was loaded
+        loaded = {kind: {p for k, p in probe["loaded"] if k == kind} for kind in ("model", "reward_model", "labels")}
+        if tag != "00":
+            assert sft in loaded["model"], (tag, loaded)                       # the chain's SFT model is the policy
+        if tag in ("05", "06", "07"):
+            assert loaded["reward_model"] == {rm}, (tag, loaded)             # r_phi is the chain's
+        if tag in ("02", "03", "06", "07"):
+            assert loaded["labels"] == {labels}, (tag, loaded)               # and so are the labels
+        if tag >= "03":   # made once, then only read: the same bytes in every later notebook
+            for link in ("sft", "labels", "reward_model"):
+                assert probe["chain"][link] == fingerprints[link], (tag, link)
+    assert hub_gpt2 in {p for k, p in probes["00"]["loaded"] if k == "model"}   # 00 fine-tuned the hub-shaped base
+    assert probes["05"]["extra"] == 0.0                                         # PPO's step-0 KL, exactly
+    assert probes["06"]["extra"] == [0.0, 0.0]                                  # DPO's step-0 implicit rewards
+    assert probes["07"]["extra"] == 0.0
+    meta = json.loads((runs / "gpu" / "preferences" / "metadata.json").read_text())
+    assert meta["model"] == sft                                                 # labels sampled from the chain's SFT
+    rm_meta = json.loads((runs / "gpu" / "reward_model" / "reward_config.json").read_text())
+    assert rm_meta["backbone"] == sft and rm_meta["labels"] == labels and rm_meta["config"]["lr"] == 1e-5
+
+
+@pytest.mark.parametrize("link", ["sft", "labels", "reward_model"])
+def test_a_missing_link_names_the_notebook_and_the_command(link, tmp_path, monkeypatch):
+    from rlhf_lab import course
+    from rlhf_lab.config import Profile
+
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    profile = Profile.gpu()
+    for earlier in course.LINKS[:course.LINKS.index(link)]:   # the links before it are there
+        where = Path(course.link_path(profile, earlier))
+        marker = where if earlier == "labels" else where / "config.json"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("{}")
+        assert course.is_built(profile, earlier)
+    with pytest.raises(course.ChainError, match=f"{course.MADE_BY[link].split(' (')[0]}.*rlhf-lab prepare --profile gpu"):
+        course.ensure(profile, link, build=False)
