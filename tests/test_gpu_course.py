@@ -106,3 +106,39 @@ def test_a_missing_link_names_the_notebook_and_the_command(link, tmp_path, monke
         assert course.is_built(profile, earlier)
     with pytest.raises(course.ChainError, match=f"{course.MADE_BY[link].split(' (')[0]}.*rlhf-lab prepare --profile gpu"):
         course.ensure(profile, link, build=False)
+
+
+def test_preset_is_the_profile_preset_on_its_chain(tmp_path, monkeypatch):
+    from rlhf_lab import course
+    from rlhf_lab.config import Profile
+    from rlhf_lab.dpo import DPOConfig
+    from rlhf_lab.ppo import PPOConfig
+    from rlhf_lab.reward import RewardConfig
+
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    cpu, gpu = Profile.cpu(), Profile.gpu()
+    assert course.preset(cpu, PPOConfig) == PPOConfig.tiny()           # the cpu chain is the tiny presets' own
+    assert course.preset(cpu, RewardConfig) == RewardConfig.tiny()
+    ppo = course.preset(gpu, PPOConfig)
+    assert (ppo.model, ppo.reward_model) == (gpu.model_name, gpu.reward_model) != ("tiny", "tiny-rm")
+    assert ppo.lr == PPOConfig.gpu().lr == 1.41e-5
+    assert course.preset(gpu, RewardConfig).backbone == gpu.model_name
+    assert course.preset(gpu, DPOConfig, beta=0.3).lr == DPOConfig.gpu().lr == 1e-6
+    smoke = course.preset(gpu.shrunk(), PPOConfig, iterations=24, kl_coef=0.0)
+    assert (smoke.iterations, smoke.batch_size, smoke.kl_coef, smoke.lr) == (2, 4, 0.0, 1.41e-5)  # sizes capped only
+    with pytest.raises(ValueError, match="PPOConfig has no field itrations"):
+        course.preset(gpu, PPOConfig, itrations=3)
+
+
+def test_foreign_loads_name_what_is_not_the_chain(tmp_path, monkeypatch):
+    from rlhf_lab import course
+    from rlhf_lab.config import Profile, data_dir
+
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    gpu = Profile.gpu()
+    loaded = [("model", gpu.model_name), ("reward_model", gpu.reward_model), ("labels", gpu.labels),
+              ("model", str(tmp_path / "runs" / "ppo" / "policy")),
+              ("model", str(data_dir() / "models" / "tiny-sft")), ("reward_model", str(data_dir() / "models" / "tiny-rm")),
+              ("labels", str(data_dir() / "preferences" / "simulated.jsonl"))]
+    assert course.foreign_loads(gpu, loaded) == loaded[4:]             # the tiny model's artefacts are foreign
+    assert course.foreign_loads(Profile.cpu(), loaded[4:]) == []       # and the cpu chain's own
