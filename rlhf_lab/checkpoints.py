@@ -33,13 +33,16 @@ CHECKPOINT_STATE = "trainer_state.pt"
 STATE_KEYS = {"optimizer", "kl_coef", "torch_rng", "generator", "cuda_rng"}
 
 
-def write_checkpoint(path, policy, tokenizer, critic: torch.nn.Module, state: dict, cfg, prompts: list[Prompt],
-                     history: PPOHistory) -> Path:
-    """Write the folder described above atomically. ``state`` holds `STATE_KEYS`."""
+def write_checkpoint(path, policy, tokenizer, critic: torch.nn.Module | None, state: dict, cfg,
+                     prompts: list[Prompt], history: PPOHistory) -> Path:
+    """Write the folder described above atomically. ``state`` holds `STATE_KEYS`. A critic-free run
+    (``critic`` None: RLOO, GRPO) writes no value.safetensors."""
     with atomic_dir(path) as tmp:
         policy.save_pretrained(tmp / "policy")
         tokenizer.save_pretrained(tmp / "policy")
-        save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()}, tmp / "value.safetensors")
+        if critic is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in critic.state_dict().items()},
+                      tmp / "value.safetensors")
         torch.save(state, tmp / CHECKPOINT_STATE)
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in prompts]))
@@ -54,8 +57,13 @@ def checkpoint_note(path) -> str:
             done = len(read_json(Path(path) / "history.json")["rows"])
         except (ArtefactError, KeyError, TypeError):
             done = "?"
+        try:
+            algo = read_json(Path(path) / "config.json").get("algo", "ppo")
+        except (ArtefactError, AttributeError):
+            algo = "ppo"
         return (f"The last checkpoint ({path}, after iteration {done}) is intact; "
-                f"resume from it with PPOTrainer.resume or `rlhf-lab ppo --resume`.")
+                f"resume from it with `rlhf-lab {algo if algo in ('rloo', 'grpo') else 'ppo'} --resume` "
+                f"(or the trainer's resume()).")
     return "No checkpoint was written (pass out_dir to train to keep one)."
 
 
@@ -91,7 +99,7 @@ def read_checkpoint(path, config_cls, **overrides) -> dict:
     except (KeyError, TypeError) as err:
         raise ArtefactError(f"{path / 'history.json'}: not a run's history ({err!r}). {hint}") from None
     try:
-        value = load_file(path / "value.safetensors")
+        value = load_file(path / "value.safetensors") if getattr(config_cls, "has_critic", True) else None
     except Exception as err:   # safetensors raises its own error types for truncated files
         raise ArtefactError(f"{path / 'value.safetensors'} could not be read ({type(err).__name__}: "
                             f"{str(err)[:160]}). {hint}") from None

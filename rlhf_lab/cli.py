@@ -6,6 +6,8 @@
     rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
     rlhf-lab reward              # Bradley-Terry reward model on the labels -> runs/reward_model
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
+    rlhf-lab rloo / grpo         # critic-free RL from K samples per prompt     -> runs/rloo, runs/grpo
+                                 # (Dr. GRPO: rlhf-lab grpo --no-scale-rewards --loss-type dr_grpo)
     rlhf-lab prepare --profile gpu   # the gpu course's chain: SFT -> labels -> reward model, under runs/gpu
 
 Outputs go under ``runs/`` (``$RLHF_LAB_RUNS``), never over the shipped ``data/``, unless
@@ -102,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
     p.add_argument("--prompt", action="append", help="your own prompt (repeatable); replaces world prompts")
     _add_config_options(p, PPOConfig, PPOConfig.tiny())
+
+    from .group_trainer import GroupConfig
+
+    for algo, what in (("rloo", "RLOO: the leave-one-out mean of the other K-1 samples as baseline, no critic"),
+                       ("grpo", "GRPO: group mean and std as baseline, KL in the loss, no critic "
+                                "(Dr. GRPO: --no-scale-rewards --loss-type dr_grpo)")):
+        p = sub.add_parser(algo, help=what)
+        p.add_argument("--out", help=f"checkpoint folder (default runs/{algo})")
+        p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out; options given "
+                       "here override its config")
+        p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
+        p.add_argument("--prompt", action="append", help="your own prompt (repeatable); replaces world prompts")
+        _add_config_options(p, GroupConfig, GroupConfig.tiny(algo), skip=("algo",))
     return parser
 
 
@@ -119,10 +134,12 @@ def _optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def _add_config_options(p: argparse.ArgumentParser, cls, base) -> None:
+def _add_config_options(p: argparse.ArgumentParser, cls, base, skip: tuple = ()) -> None:
     """One --option per config field, with the field's doc as help; unset options keep ``base``'s value."""
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         flag, default = "--" + f.name.replace("_", "-"), getattr(base, f.name)
         help_text = f"{docs.get(f.name, '')} (default {default})".replace("%", "%%")
         if isinstance(default, bool):
@@ -135,7 +152,8 @@ def _add_config_options(p: argparse.ArgumentParser, cls, base) -> None:
 
 
 def _config_overrides(args, cls) -> dict:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
 
 
 def _run_pretrain(args) -> None:
@@ -261,26 +279,42 @@ def _run_reward(args) -> None:
 
 
 def _run_ppo(args) -> None:
-    from .artefacts import check_writable, recover
-    from .checkpoints import CHECKPOINT_STATE
-    from .config import runs_dir
     from .ppo import PPOConfig
     from .ppo_trainer import PPOTrainer
+
+    _run_rl(args, PPOTrainer, PPOConfig, PPOConfig.tiny(), "ppo")
+
+
+def _run_group(args) -> None:
+    from .group_trainer import GroupConfig, GroupTrainer
+
+    _run_rl(args, GroupTrainer, GroupConfig, GroupConfig.tiny(args.command), args.command)
+
+
+def _run_rl(args, trainer_cls, cfg_cls, base, name: str) -> None:
+    """PPO, RLOO and GRPO from the shell: options and --out checked first, then train and summarise."""
+    from .artefacts import check_writable, read_json, recover
+    from .checkpoints import CHECKPOINT_STATE
+    from .config import runs_dir
     from .world import ReviewWorld
 
-    out = check_writable(recover(args.out or runs_dir("ppo", create=False)), what="checkpoint folder")
-    overrides = _config_overrides(args, PPOConfig)
+    out = check_writable(recover(args.out or runs_dir(name, create=False)), what="checkpoint folder")
+    overrides = _config_overrides(args, cfg_cls)
     if args.resume:
-        trainer = PPOTrainer.resume(out, **overrides)   # checks every file and option before it loads a model
+        saved = read_json(out / "config.json") if (out / "config.json").exists() else {}
+        if isinstance(saved, dict) and saved.get("algo", "ppo") != getattr(base, "algo", "ppo"):
+            raise ValueError(f"{out} holds a {saved.get('algo', 'ppo')} run; resume it with "
+                             f"`rlhf-lab {saved.get('algo', 'ppo')} --resume --out {out}`")
+        trainer = trainer_cls.resume(out, **overrides)   # checks every file and option before it loads a model
         print(f"resuming {out} after iteration {len(trainer.history)} of {trainer.cfg.iterations}")
     else:
         if (out / CHECKPOINT_STATE).exists():
-            raise ValueError(f"{out} already holds a PPO run; continue it with --resume or choose another --out")
+            raise ValueError(f"{out} already holds a run; continue it with --resume or choose another --out")
         if args.n_prompts < 1:
             raise ValueError(f"--n-prompts must be at least 1, got {args.n_prompts}")
-        cfg = PPOConfig(**{**dataclasses.asdict(PPOConfig.tiny()), **overrides})
+        cfg = cfg_cls(**{**dataclasses.asdict(base), **overrides})
         prompts = args.prompt or ReviewWorld(cfg.seed).prompts(args.n_prompts, kind="mixed", split="train")
-        trainer = PPOTrainer(cfg, prompts)
+        trainer = trainer_cls(cfg, prompts)
     hist = trainer.train(out_dir=out)
     if not len(hist):
         print("nothing to do: the run has already done its iterations (raise --iterations)")
@@ -336,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     saved_before = len(SAVED)
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
-         "reward": _run_reward, "ppo": _run_ppo, "prepare": _run_prepare}[args.command](args)
+         "reward": _run_reward, "ppo": _run_ppo, "rloo": _run_group, "grpo": _run_group,
+         "prepare": _run_prepare}[args.command](args)
     except (ModelLoadError, ChainError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split()) or type(err).__name__   # one line
         print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)
@@ -353,8 +388,8 @@ def _saved_note(saved: list, args) -> str:
         return "nothing was saved (any earlier artefact at the output is as it was)"
     paths = list(dict.fromkeys(str(p) for p in saved))
     note = f"saved complete before the interruption: {', '.join(paths)}; nothing after it was saved"
-    if args.command == "ppo":
-        note += f" (continue with `rlhf-lab ppo --resume{' --out ' + args.out if args.out else ''}`)"
+    if args.command in ("ppo", "rloo", "grpo"):
+        note += f" (continue with `rlhf-lab {args.command} --resume{' --out ' + args.out if args.out else ''}`)"
     return note
 
 

@@ -75,7 +75,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
 
 # ---- the reward of eq. (1) ----------------------------------------------------------------
 
-KL_ESTIMATORS = ("k1", "k3")
+KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
 def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
@@ -84,6 +84,7 @@ def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: s
     With log r = log pi_ref(y_t) - log pi(y_t) and y_t ~ pi (Schulman 2020, "Approximating KL
     divergence"):
       k1 = -log r                 unbiased, but a single sample can be negative;
+      k2 = (log r)^2 / 2          biased (its mean is KL only to second order), never negative, low variance;
       k3 = (r - 1) - log r        also unbiased, never negative, lower variance when pi ~ pi_ref.
     Both are 0 where pi = pi_ref. Only samples from pi itself make them unbiased: sampling
     with top-k or a minimum length, or a log-prob at another temperature, breaks that, and
@@ -92,6 +93,8 @@ def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: s
     log_ratio = ref_logprobs - logprobs
     if estimator == "k1":
         return -log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio ** 2
     if estimator == "k3":
         return torch.expm1(log_ratio) - log_ratio
     raise ValueError(f"kl estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")

@@ -58,8 +58,33 @@ class PPOTrainer:
     reward model, for example with a gold judge.
     """
 
+    config_cls = PPOConfig
+    """The config a checkpoint of this trainer holds (`resume` reads it)."""
+
     def __init__(self, cfg: PPOConfig, prompts, policy=None, tokenizer=None, reference=None,
                  reward_fn: RewardFn | None = None, reward_model=None):
+        self._setup(cfg, prompts, policy, tokenizer, reference, reward_fn, reward_model)
+        if cfg.value_model == "shared":
+            self.head, self.critic = value_head(self.policy.config.hidden_size).to(self.device), None
+        else:
+            if self._reward_model is None:
+                raise ValueError("value_model='separate' initialises the critic from the reward model: pass reward_model")
+            self.critic = ValueModel(copy.deepcopy(self._reward_model.backbone)).to(self.device).eval()
+            self.critic.requires_grad_(True)
+            self.head = None
+        params = list(self.policy.parameters()) + list((self.head or self.critic).parameters())
+        self.optimizer = adamw(params, lr=cfg.lr, eps=1e-5)   # eps 1e-5: Huang et al., detail 2
+        self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
+                       else FixedKLController(cfg.kl_coef))
+        self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
+        self.history = PPOHistory()
+        self.checkpoint_dir: Path | None = None
+        # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
+        self._learn_forward = torch.compile(policy_forward, dynamic=True) if cfg.compile == "all" else policy_forward
+
+    def _setup(self, cfg, prompts, policy, tokenizer, reference, reward_fn, reward_model) -> None:
+        """What every RL trainer of the kit shares: the prompts, the device, the policy, the frozen
+        reference (a second load of the same SFT model) and the reward (a reward model, or ``reward_fn``)."""
         self.cfg, self.prompts = cfg, as_prompts(prompts)
         self.device = get_device(cfg.device, verbose=False)
         set_seed(cfg.seed)
@@ -79,23 +104,6 @@ class PPOTrainer:
         else:
             self._reward_model = reward_model
         self.reward_fn = reward_fn
-        if cfg.value_model == "shared":
-            self.head, self.critic = value_head(policy.config.hidden_size).to(self.device), None
-        else:
-            if self._reward_model is None:
-                raise ValueError("value_model='separate' initialises the critic from the reward model: pass reward_model")
-            self.critic = ValueModel(copy.deepcopy(self._reward_model.backbone)).to(self.device).eval()
-            self.critic.requires_grad_(True)
-            self.head = None
-        params = list(self.policy.parameters()) + list((self.head or self.critic).parameters())
-        self.optimizer = adamw(params, lr=cfg.lr, eps=1e-5)   # eps 1e-5: Huang et al., detail 2
-        self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
-                       else FixedKLController(cfg.kl_coef))
-        self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
-        self.history = PPOHistory()
-        self.checkpoint_dir: Path | None = None
-        # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
-        self._learn_forward = torch.compile(policy_forward, dynamic=True) if cfg.compile == "all" else policy_forward
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -109,18 +117,20 @@ class PPOTrainer:
         return self.critic(ids, mask, start)
 
     @torch.no_grad()
-    def rollout(self, prompts: list[Prompt]) -> Rollout:
-        """Generate and score one batch of episodes; eq. (1) rewards and eq. (2) advantages."""
+    def _generate(self, prompts: list[Prompt]):
+        """The generate phase: one sampled response per prompt (a `generation.Sample`)."""
         cfg = self.cfg
         with self._autocast():
             s = sample(self.policy, self.tokenizer, [p.text for p in prompts], max_new_tokens=cfg.max_new_tokens,
                        temperature=cfg.temperature, device=self.device, compile=cfg.compile != "off")
         self._t_generate = time.perf_counter()   # end of the generate phase, read by `iteration`
-        ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
+        return s
+
+    @torch.no_grad()
+    def _score(self, prompts: list[Prompt], s) -> torch.Tensor:
+        """The reward of each response (B,), float32 on the device; a NaN or infinite one stops the run
+        before the update, naming the prompt and the response."""
         with self._autocast():
-            logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
-            values = self._values(ids, attn, start, values)
-            ref_logprobs, _, _ = policy_forward(self.reference, ids, attn, start, cfg.temperature)
             rm_scores = self.reward_fn([p.text for p in prompts], s.completions).to(self.device).float()
         bad = ~torch.isfinite(rm_scores)
         if bad.any():
@@ -129,6 +139,19 @@ class PPOTrainer:
                 f"the reward is {rm_scores[i].item()} for {int(bad.sum())} of {len(prompts)} responses at iteration "
                 f"{len(self.history) + 1} (first: prompt {prompts[i].text!r}, response {s.completions[i]!r}); stopped "
                 f"before the update. {self._checkpoint_note()}")
+        return rm_scores
+
+    @torch.no_grad()
+    def rollout(self, prompts: list[Prompt]) -> Rollout:
+        """Generate and score one batch of episodes; eq. (1) rewards and eq. (2) advantages."""
+        cfg = self.cfg
+        s = self._generate(prompts)
+        ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
+        with self._autocast():
+            logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
+            values = self._values(ids, attn, start, values)
+            ref_logprobs, _, _ = policy_forward(self.reference, ids, attn, start, cfg.temperature)
+        rm_scores = self._score(prompts, s)
         scores = rm_scores.clone()
         if cfg.unfinished_score is not None:
             scores[~s.finished] = cfg.unfinished_score
@@ -284,7 +307,8 @@ class PPOTrainer:
         total = self.cfg.iterations if iterations is None else iterations
         if out_dir is not None:
             self.checkpoint_dir = check_writable(out_dir, what="checkpoint folder")
-        bar = tqdm(total=total, initial=len(self.history), desc="PPO", disable=not progress)
+        bar = tqdm(total=total, initial=len(self.history), desc=getattr(self.cfg, "algo", "ppo").upper(),
+                   disable=not progress)
         while len(self.history) < total:
             row = self.iteration()
             bar.update(1)
@@ -324,7 +348,7 @@ class PPOTrainer:
         (e.g. iterations=40 to go further). Every file of the checkpoint is checked first; a damaged
         one is an `ArtefactError` naming it."""
         path = recover(Path(path))
-        cp = read_checkpoint(path, PPOConfig, **overrides, **({"device": str(device)} if device is not None else {}))
+        cp = read_checkpoint(path, cls.config_cls, **overrides, **({"device": str(device)} if device is not None else {}))
         cfg = cp["config"]
         dev = get_device(cfg.device, verbose=False)
         policy, tokenizer = load_model(str(path / "policy"), role="policy", device=dev)
@@ -335,7 +359,8 @@ class PPOTrainer:
         trainer = cls(cfg, cp["prompts"], policy=policy, tokenizer=tokenizer, reward_fn=reward_fn)
         critic = trainer.head if trainer.critic is None else trainer.critic
         try:
-            critic.load_state_dict(cp["value"])
+            if critic is not None:
+                critic.load_state_dict(cp["value"])
         except RuntimeError as err:
             raise ArtefactError(f"{path / 'value.safetensors'} does not fit this run's value function "
                                 f"(value_model={cfg.value_model!r}): {str(err)[:200]}") from None

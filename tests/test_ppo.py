@@ -55,8 +55,9 @@ def test_kl_estimators_hand_values_and_limits():
     assert k3[0, 0].item() == pytest.approx(math.exp(-0.5) - 1 + 0.5)
     assert (k3 >= 0).all() and k3[0, 2] == 0 and k1[0, 2] == 0   # pi = pi_ref: both 0; k3 never negative
     assert (k1 < 0).any()                                          # a single k1 sample can be negative
-    with pytest.raises(ValueError, match="k2"):
-        ppo.kl_estimate(logp, ref, "k2")
+    torch.testing.assert_close(ppo.kl_estimate(logp, ref, "k2"), 0.5 * (ref - logp) ** 2)   # (log r)^2 / 2
+    with pytest.raises(ValueError, match="k4"):
+        ppo.kl_estimate(logp, ref, "k4")
 
 
 def test_kl_estimators_are_unbiased_on_a_categorical():
@@ -147,7 +148,7 @@ def test_config_defaults_and_validation():
     with pytest.raises(ValueError, match="multiple"):
         ppo.PPOConfig(batch_size=10, mini_batch_size=4)
     with pytest.raises(ValueError, match="kl_estimator"):
-        ppo.PPOConfig(kl_estimator="k2")
+        ppo.PPOConfig(kl_estimator="k4")
     with pytest.raises(ValueError, match="value_model"):
         ppo.PPOConfig(value_model="both")
 
