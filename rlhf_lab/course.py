@@ -41,7 +41,8 @@ LABELER = "sim-gold"
 # so the gpu course runs top to bottom in CI on a small hub-shaped GPT-2, on the CPU.
 SMOKE_CAPS = {"iterations": 2, "steps": 2, "epochs": 1, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1,
               "max_new_tokens": 8, "max_pairs": 24, "n_demos": 64, "prompts_per_batch": 4, "pairs_per_batch": 8,
-              "samples_per_prompt": 2, "eval_every": 2, "warmup": 1, "checkpoint_every": 1}
+              "samples_per_prompt": 2, "eval_every": 2, "warmup": 1, "checkpoint_every": 1, "num_generations": 2,
+              "num_iterations": 1}
 
 
 class ChainError(RuntimeError):
@@ -73,14 +74,15 @@ def command(profile: Profile) -> str:
     return f"rlhf-lab prepare --profile {profile.name}"
 
 
-def preset(profile: Profile, cls, **changes):
-    """``cls``'s preset for the profile (``cls.gpu()`` or ``cls.tiny()``) on the profile's chain.
+def preset(profile: Profile, cls, *variant, **changes):
+    """``cls``'s preset for the profile (``cls.gpu(*variant)`` or ``cls.tiny(*variant)``, e.g.
+    ``preset(profile, GroupConfig, "rloo")``) on the profile's chain.
 
     Fields named ``model``, ``backbone``, ``base`` and ``reward_model`` are set to the chain's
     SFT model, SFT model, base model and reward model; ``changes`` then apply; under
     ``profile.smoke`` every field in `SMOKE_CAPS` is capped last, changes included.
     """
-    cfg = cls.gpu() if profile.name == "gpu" else cls.tiny()
+    cfg = cls.gpu(*variant) if profile.name == "gpu" else cls.tiny(*variant)
     names = {f.name for f in dataclasses.fields(cls)}
     chain = {"model": profile.model_name, "backbone": profile.model_name, "base": profile.base_model,
              "reward_model": profile.reward_model}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import torch
 
+from .exercises import exercise
 from .ppo import kl_estimate, masked_mean
 
 ADVANTAGES = ("rloo", "grpo", "dr_grpo")
@@ -132,3 +133,66 @@ def group_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprobs:
                  "ratio": masked_mean(log_ratio.exp(), mask),
                  "kl": masked_mean(kl, mask) if kl is not None else torch.zeros((), device=mask.device)}
     return loss, stats
+
+
+# ---- the KL estimators against the exact KL ---------------------------------------------------
+
+@torch.no_grad()
+def kl_estimator_study(policy, reference, tokenizer, prompts, max_new_tokens: int = 24, temperature: float = 0.7,
+                       seed: int = 0) -> dict[str, torch.Tensor]:
+    """Sample responses from ``policy`` and, at every response token, the exact KL of the two next-token
+    distributions, sum_v pi(v) log(pi(v) / pi_ref(v)) at ``temperature``, beside the three estimates
+    k1, k2, k3 of the sampled token (`ppo.kl_estimate`). Returns flat (tokens,) tensors "exact", "k1",
+    "k2", "k3": the estimators' bias and variance are their difference from "exact" and their spread.
+    Summed over a response, each estimates KL(pi || pi_ref) of whole responses."""
+    from .config import set_seed
+    from .generation import position_ids_from_mask, sample
+
+    device = next(policy.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        set_seed(seed)
+        s = sample(policy, tokenizer, [p.text if hasattr(p, "text") else p for p in prompts],
+                   max_new_tokens=max_new_tokens, temperature=temperature, device=device)
+    ids = torch.cat([s.prompt_ids, s.completion_ids], 1).to(device)
+    attn = torch.cat([s.prompt_mask, s.completion_mask], 1).to(device)
+    start, mask = s.prompt_ids.shape[1], s.completion_mask.bool().to(device)
+    logp = {}
+    for name, model in (("policy", policy), ("reference", reference)):
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=position_ids_from_mask(attn)).logits
+        logp[name] = torch.log_softmax(logits[:, start - 1:-1].float() / temperature, -1)
+    exact = (logp["policy"].exp() * (logp["policy"] - logp["reference"])).sum(-1)
+    tok = ids[:, start:].unsqueeze(-1)
+    lp, lq = logp["policy"].gather(-1, tok).squeeze(-1), logp["reference"].gather(-1, tok).squeeze(-1)
+    out = {"exact": exact[mask].cpu()}
+    for e in ("k1", "k2", "k3"):
+        out[e] = kl_estimate(lp, lq, e)[mask].cpu()
+    return out
+
+
+# ---- exercises of notebook 08 ---------------------------------------------------------------------
+
+@exercise("08.1")
+def _rloo_exercise(answer) -> tuple[bool, str]:
+    """The RLOO advantages (4 floats) of one group with rewards (1, 2, 3, 6)."""
+    want = group_advantages(torch.tensor([[1.0, 2.0, 3.0, 6.0]]), "rloo")[0]
+    got = torch.as_tensor(answer, dtype=torch.float32).reshape(-1)
+    if got.shape == (4,) and torch.allclose(got, want, atol=1e-3):
+        return True, "each reward minus the mean of the other three: K/(K-1) times the centred reward"
+    if got.shape == (4,) and torch.allclose(got, torch.tensor([-2.0, -1.0, 0.0, 3.0]), atol=1e-3):
+        return False, "that is r - mean of all four (Dr. GRPO); RLOO leaves the sample itself out of its baseline"
+    return False, f"A_i = r_i - mean of the others; expected {want.numpy().round(3)}"
+
+
+@exercise("08.2")
+def _aggregation_exercise(answer) -> tuple[bool, str]:
+    """A function (token_loss (B, T), mask (B, T)) -> the "grpo" aggregation (mean per response, then mean)."""
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(3):
+        loss, mask = torch.randn(5, 7, generator=gen), (torch.rand(5, 7, generator=gen) > 0.3).float()
+        mask[:, 0] = 1
+        want, got = aggregate(loss, mask, "grpo"), torch.as_tensor(answer(loss.clone(), mask.clone()))
+        if not torch.allclose(got.float(), want, atol=1e-5):
+            dapo = aggregate(loss, mask, "dapo")
+            hint = " (that is the mean over all tokens, DAPO's)" if torch.allclose(got.float(), dapo, atol=1e-5) else ""
+            return False, f"expected {want.item():.4f}, got {float(got):.4f}{hint}"
+    return True, "a token of a short response weighs more than one of a long response: the length bias"

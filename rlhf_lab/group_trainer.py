@@ -219,14 +219,6 @@ class GroupTrainer(PPOTrainer):
         self._check_parameters(f"after the update {where}")
         return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0] if k != "grad_norm"}
 
-    def _check_parameters(self, when: str) -> None:
-        from .models import nonfinite_parameter
-
-        bad = nonfinite_parameter(self.policy)
-        if bad:
-            raise FloatingPointError(f"the policy's parameter {bad} is not finite {when} (lr={self.cfg.lr}): the "
-                                     f"update diverged; lower lr. {self._checkpoint_note()}")
-
     def iteration(self) -> dict[str, float]:
         """One rollout of batch_size / K prompts x K samples and one update; appends a row to the history."""
         cfg, t0, k = self.cfg, time.perf_counter(), self.cfg.num_generations

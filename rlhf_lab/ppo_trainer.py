@@ -235,9 +235,9 @@ class PPOTrainer:
         return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0] if k != "grad_norm"}
 
     def _check_parameters(self, when: str) -> None:
-        """Stop before anything is saved if a parameter of the policy or the critic is NaN or inf."""
+        """Stop before anything is saved if a parameter of the policy or the critic (if any) is NaN or inf."""
         for label, module in (("policy", self.policy), ("value function", self.head or self.critic)):
-            bad = nonfinite_parameter(module)
+            bad = nonfinite_parameter(module) if module is not None else None   # critic-free runs have none
             if bad:
                 raise FloatingPointError(
                     f"the {label}'s parameter {bad} is not finite {when} (lr={self.cfg.lr}): the update diverged; "

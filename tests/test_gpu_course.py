@@ -1,4 +1,4 @@
-"""The gpu course, chain included, top to bottom on the CPU at smoke sizes.
+"""The gpu course, chain included, top to bottom on the CPU at smoke sizes (notebooks 00-08).
 
 ``RLHF_LAB_PROFILE=gpu RLHF_LAB_SMOKE=1`` with the hub-shaped GPT-2 of tests/hub_gpt2.py as the
 chain's base (``RLHF_LAB_BASE``): notebook 00 fine-tunes it into the chain's SFT model, 02 makes its
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0[0-7]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0[0-8]_*.ipynb"))
 
 # What each notebook must show besides its loads: a Python expression evaluated after its last cell.
 EXTRA = {
@@ -47,7 +47,7 @@ def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
                        "RLHF_LAB_RUNS": str(runs), "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RLHF_LAB_MODEL", raising=False)
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"0{i}" for i in range(8)]
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"0{i}" for i in range(9)]
     first = nbformat.read(NOTEBOOKS[0], as_version=4)
     client = NotebookClient(first, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS[0].parent)}})
@@ -65,7 +65,7 @@ def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
             probes[tag] = _probe(nb.cells[-2])
 
     sft, labels, rm = (str(runs / "gpu" / x) for x in ("sft", "preferences/simulated.jsonl", "reward_model"))
-    fingerprints = probes["07"]["chain"]
+    fingerprints = probes["08"]["chain"]
     assert [fingerprints[x]["path"] for x in ("sft", "labels", "reward_model")] == [sft, labels, rm]
     assert all(fingerprints[x]["fingerprint"] for x in fingerprints)           # every link was made
     for tag, probe in probes.items():
@@ -74,9 +74,9 @@ def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
         loaded = {kind: {p for k, p in probe["loaded"] if k == kind} for kind in ("model", "reward_model", "labels")}
         if tag != "00":
             assert sft in loaded["model"], (tag, loaded)                       # the chain's SFT model is the policy
-        if tag in ("05", "06", "07"):
+        if tag in ("05", "06", "07", "08"):
             assert loaded["reward_model"] == {rm}, (tag, loaded)             # r_phi is the chain's
-        if tag in ("02", "03", "06", "07"):
+        if tag in ("02", "03", "06", "07", "08"):
             assert loaded["labels"] == {labels}, (tag, loaded)               # and so are the labels
         if tag >= "03":   # made once, then only read: the same bytes in every later notebook
             for link in ("sft", "labels", "reward_model"):

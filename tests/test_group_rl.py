@@ -122,3 +122,12 @@ def test_k1_k2_k3_against_the_exact_kl_of_a_categorical():
     assert (k["k2"] >= 0).all() and (k["k3"] >= 0).all() and (k["k1"] < 0).any()
     assert float(k["k1"].mean()) == pytest.approx(exact, abs=0.01)
     assert float(k["k3"].std()) < float(k["k1"].std())          # k3's lower variance when q is near p
+
+
+def test_notebook_08_exercises_accept_the_answer_and_explain_the_usual_mistakes():
+    from rlhf_lab.exercises import check
+
+    assert check("08.1", [-8 / 3, -4 / 3, 0.0, 4.0])
+    assert not check("08.1", [-2.0, -1.0, 0.0, 3.0])              # Dr. GRPO's centring, not RLOO
+    assert check("08.2", lambda loss, mask: ((loss * mask).sum(-1) / mask.sum(-1)).mean())
+    assert not check("08.2", lambda loss, mask: (loss * mask).sum() / mask.sum())   # DAPO's token mean

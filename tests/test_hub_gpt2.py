@@ -117,7 +117,10 @@ def test_reinforce_runs(hub_gpt2):
 
     policy, tok = load_model(hub_gpt2, role="policy")
     before = [p.detach().clone() for p in policy.parameters()]
+    # random weights write no review: the gold judges give every sample the same -0.40, which a baseline
+    # turns into zero advantage; a reward that varies (the response's length) checks the mechanics instead
+    varying = lambda prompts, completions: torch.tensor([len(c) / 10 for c in completions])   # noqa: E731
     hist = train_reinforce(policy, tok, PROMPTS, ReinforceConfig(steps=2, batch_size=4, samples_per_prompt=2,
-                                                                 max_new_tokens=12), progress=False)
+                                                                 max_new_tokens=12), reward_fn=varying, progress=False)
     assert len(hist.steps) == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
