@@ -32,7 +32,7 @@ step() {   # step NAME COMMAND...: run, log, time
 step prepare "$CLI" prepare --profile gpu --base "$RLHF_LAB_BASE" || exit 1
 step benchmarks "$PY" -m benchmarks --profile gpu --model runs/gpu/sft --json "$OUT/benchmarks.json"
 if [ "${SKIP_NOTEBOOKS:-0}" != 1 ]; then
-    for nb in notebooks/0[0-7]_*.ipynb; do
+    for nb in notebooks/0[0-8]_*.ipynb; do
         step "$(basename "$nb" .ipynb)" .venv/bin/jupyter nbconvert --to notebook --execute \
             --ExecutePreprocessor.timeout=1800 --output-dir "$OUT" "$nb"
     done
