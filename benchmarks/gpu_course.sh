@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU run of issue 13, as one script: build the gpu chain from an offline GPT-2-shaped base, run the
-# benchmark suite on it, then notebooks 00-07 under the gpu profile, timing every step. Meant for a short
+# benchmark suite on it, then notebooks 00-08 under the gpu profile, timing every step. Meant for a short
 # loan of an H100/H200-class GPU with no network (nothing is downloaded):
 #
 #   bash benchmarks/gpu_course.sh [OUT]      # OUT: where the timings and logs go (default runs/gpu-course)
