@@ -248,14 +248,4 @@ class GroupTrainer(PPOTrainer):
             "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
             "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
         }
-        bad = [key for key, v in row.items() if key.split("/")[0] in ("objective", "policy", "loss")
-               and not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(f"{', '.join(bad)} not finite at iteration {row['iteration']}; stopped before "
-                                     f"anything was saved: lower lr (={cfg.lr}). {self._checkpoint_note()}")
-        self._warn_negative_kl(kl_seq, row["iteration"])
-        self.history.rows.append(row)
-        self.history.samples.append([{"prompt": p.text, "completion": c, "score": round(s, 3), "gold": round(g, 3)}
-                                     for p, c, s, g in zip(prompts[:4], r.completions[:4], r.scores.tolist()[:4],
-                                                           gold.tolist()[:4])])
-        return row
+        return self._record(row, prompts, r, gold, kl_seq, "lower lr (={lr})")

@@ -275,12 +275,17 @@ class PPOTrainer:
             "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
             "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
         }
+        return self._record(row, prompts, r, gold, kl_seq, "lower lr (={lr}) or clip the score (score_clip)")
+
+    def _record(self, row: dict, prompts, r: Rollout, gold: torch.Tensor, kl_seq: torch.Tensor, fix: str) -> dict:
+        """Check an iteration's row (a NaN stops the run before anything is saved; ``fix`` says what to
+        change), warn on a negative KL, and append the row and four samples to the history."""
         bad = [k for k, v in row.items() if k.split("/")[0] in ("objective", "policy", "loss") and not math.isfinite(v)]
         if bad:
             raise FloatingPointError(
                 f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite at iteration {row['iteration']} "
-                f"({', '.join(f'{k}={row[k]}' for k in bad)}); stopped before anything was saved: lower lr "
-                f"(={cfg.lr}) or clip the score (score_clip). {self._checkpoint_note()}")
+                f"({', '.join(f'{k}={row[k]}' for k in bad)}); stopped before anything was saved: "
+                f"{fix.format(lr=self.cfg.lr)}. {self._checkpoint_note()}")
         self._warn_negative_kl(kl_seq, row["iteration"])
         self.history.rows.append(row)
         self.history.samples.append([{"prompt": p.text, "completion": c, "score": round(s, 3), "gold": round(g, 3)}
