@@ -40,6 +40,7 @@ from rlhf_lab.world import ReviewWorld
 
 from . import device_name, sync
 from . import dpo as dpo_bench
+from . import group as group_bench
 from . import reward_model as rm_bench
 from . import trl_compare
 
@@ -150,6 +151,9 @@ def main(argv=None) -> dict:
     if device.type == "cuda":   # the memory of all four models: policy, reference, reward and a separate critic
         result["ppo_long_separate_critic"] = bench_ppo(model_name, rm_name, long_prompts(tok, 64), 64, 48, 3, device,
                                                        value_model="separate")
+    sizes = (16, 8, 8, 1) if q else (64, 32, 24 if model_name == "tiny" else 48, 5)
+    result["group"] = group_bench.bench_group(model_name, rm_name, *sizes[:3], sizes[3], device)
+    result["learn_padding_free"] = group_bench.bench_learn(model_name, rm_name, *sizes, device)
     from rlhf_lab.preferences import load_preferences, to_pairs
     import random
     pairs = to_pairs(load_preferences(labeler="sim-gold"))
@@ -199,6 +203,17 @@ def print_table(r: dict) -> None:
               f"   generate {m['generate']:.2f} s, score {m['score']:.2f} s, learn {m['learn']:.2f} s, "
               f"iteration {m['iteration']:.2f} s"
               + (f", peak memory {v['peak_memory_gb']:.1f} GB" if "peak_memory_gb" in v else ""))
+    if "group" in r:
+        g = r["group"]
+        for name, v in g.items():
+            m = v["median_s"]
+            print(f"{name + ' iteration, episodes/s':44s} {v['episodes_per_s']:12.1f}   generate {m['generate']:.2f} s, "
+                  f"score {m['score']:.2f} s, learn {m['learn']:.2f} s ({v['episodes_per_s'] / g['PPO']['episodes_per_s']:.2f}x PPO)")
+        for name, v in r["learn_padding_free"].items():
+            pos = v["positions_per_pass"]
+            print(f"{name + ' learn phase, padding-free vs padded':44s} {v['speedup']:11.2f}x   {v['padded_s']:.2f} s -> "
+                  f"{v['padding_free_s']:.2f} s; positions/pass {pos['padded']:.0f} -> {pos['padding_free']:.0f}; "
+                  f"loss gap {v['max_loss_gap']:.1e}")
     print(f"{'DPO, pairs/s (reference cached)':44s} {r['dpo']['pairs_per_s']:12.1f}")
     t = r["trl"]
     if "skipped" in t:

@@ -8,12 +8,20 @@ critic-free methods sample batch / K prompts K times each. The trainers take tur
 each per round (so a slow spell of the machine hits every side), the first round warms up and is
 discarded, and the table gives the medians of the generate / score / learn phases and episodes
 per second, with each method's ratio to PPO.
+
+A second table sets the learn phase padded (today's minibatches grouped by response length, each
+trimmed to its widest) beside padding-free (`PPOConfig.padding_free`: packed rows, a group's prompt
+once) on the same rollout, from the same weights, optimizer state and minibatch order, turns
+alternating: median seconds, the ratio, positions forwarded, and the largest difference between
+the two sides' losses (the check that they did the same work).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
+import time
 from dataclasses import replace
 
 import torch
@@ -23,6 +31,7 @@ from rlhf_lab.config import get_device
 from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.ppo import PPOConfig
 from rlhf_lab.ppo_trainer import PPOTrainer
+from rlhf_lab.rollout import _trim, pack_episodes
 from rlhf_lab.world import ReviewWorld
 
 from . import device_name, sync
@@ -30,15 +39,26 @@ from . import device_name, sync
 PHASES = ("generate", "score", "learn", "iteration")
 
 
-def bench_group(model: str, reward_model: str, batch: int, mini_batch: int, new_tokens: int, iterations: int,
+def _reward(model: str, reward_model: str | None, device) -> tuple[dict, dict]:
+    """Config fields and trainer arguments for the reward: the named reward model, or (None: throughput
+    only, as `benchmarks.__main__.bench_ppo` does) an untrained scalar head on the same backbone."""
+    if reward_model:
+        return {"reward_model": reward_model}, {}
+    from rlhf_lab.reward import RewardModel
+    rm = RewardModel.from_backbone(model, device=device).eval()
+    return {}, {"reward_fn": lambda p, c: rm.score(p, c, batch_size=len(p)), "reward_model": rm}
+
+
+def bench_group(model: str, reward_model: str | None, batch: int, mini_batch: int, new_tokens: int, iterations: int,
                 device) -> dict:
     """Medians per phase of each method over ``iterations`` rounds (after one warm-up round)."""
     prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
-    same = dict(model=model, reward_model=reward_model, batch_size=batch, mini_batch_size=mini_batch,
-                max_new_tokens=new_tokens, device=str(device))
-    trainers = {"PPO": PPOTrainer(PPOConfig(**same), prompts)}
+    fields, kwargs = _reward(model, reward_model, device)
+    same = dict(model=model, batch_size=batch, mini_batch_size=mini_batch, max_new_tokens=new_tokens,
+                device=str(device), **fields)
+    trainers = {"PPO": PPOTrainer(PPOConfig(**same), prompts, **kwargs)}
     for algo, name in (("rloo", "RLOO"), ("grpo", "GRPO"), ("dr_grpo", "Dr. GRPO")):
-        trainers[name] = GroupTrainer(replace(GroupConfig.tiny(algo), **same), prompts)
+        trainers[name] = GroupTrainer(replace(GroupConfig.tiny(algo), **same), prompts, **kwargs)
     rows = {name: [] for name in trainers}
     for i in range(iterations + 1):
         for name, trainer in trainers.items():
@@ -55,28 +75,107 @@ def bench_group(model: str, reward_model: str, batch: int, mini_batch: int, new_
     return out
 
 
+def _learn_both(trainer, r, repeats: int, device) -> dict:
+    """The learn phase on ``r``, padded and padding-free in turns, each from the same state."""
+    state = (copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
+             trainer.generator.get_state(), copy.deepcopy(trainer.head.state_dict()) if trainer.head else None)
+    times, stats = {False: [], True: []}, {}
+    for i in range(repeats + 1):
+        for padding_free in (False, True):
+            trainer.policy.load_state_dict(state[0])
+            trainer.optimizer.load_state_dict(state[1])
+            trainer.generator.set_state(state[2])
+            if trainer.head is not None:
+                trainer.head.load_state_dict(state[3])
+            trainer.cfg = replace(trainer.cfg, padding_free=padding_free)
+            trainer._learn_forward = trainer._learn_function(trainer.cfg)
+            sync(device)
+            t0 = time.perf_counter()
+            stats[padding_free] = trainer.learn(r)
+            sync(device)
+            if i:   # the first turn of each warms up
+                times[padding_free].append(time.perf_counter() - t0)
+    padded, packed = statistics.median(times[False]), statistics.median(times[True])
+    positions = {False: 0, True: 0}
+    for rows in trainer.minibatches(r):
+        positions[False] += _trim(r, torch.tensor(rows), rows)[0].numel()
+        positions[True] += pack_episodes(r, rows, trainer.tokenizer.pad_token_id, "cpu",
+                                         hidden_size=trainer.policy.config.hidden_size).batch.input_ids.numel()
+    real = sum(r.prompt_lengths) + sum(r.response_lengths)
+    return {"padded_s": padded, "padding_free_s": packed, "speedup": padded / packed,
+            "padded_s_all": times[False], "padding_free_s_all": times[True],
+            "positions_per_pass": {"padded": positions[False] / _passes(trainer.cfg),
+                                   "padding_free": positions[True] / _passes(trainer.cfg), "episode_tokens": real},
+            "max_loss_gap": max(abs(stats[False][k] - stats[True][k]) for k in stats[False])}
+
+
+def _passes(cfg) -> int:
+    return getattr(cfg, "ppo_epochs", None) or cfg.num_iterations
+
+
+def bench_learn(model: str, reward_model: str | None, batch: int, mini_batch: int, new_tokens: int, repeats: int,
+                device) -> dict:
+    """The learn phase padded against padding-free for PPO (minibatches grouped by length), RLOO and GRPO."""
+    prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
+    fields, kwargs = _reward(model, reward_model, device)
+    same = dict(model=model, batch_size=batch, mini_batch_size=mini_batch, max_new_tokens=new_tokens,
+                device=str(device), **fields)
+    out = {}
+    trainers = {"PPO": PPOTrainer(PPOConfig(**same, group_by_length=True), prompts, **kwargs)}
+    for algo, name in (("rloo", "RLOO"), ("grpo", "GRPO")):
+        trainers[name] = GroupTrainer(replace(GroupConfig.tiny(algo), **same), prompts, **kwargs)
+    for name, trainer in trainers.items():
+        k = getattr(trainer.cfg, "num_generations", 1)
+        idx = torch.randint(len(prompts), (batch // k,), generator=torch.Generator().manual_seed(0)).tolist()
+        r = trainer.rollout([prompts[i] for i in idx for _ in range(k)])
+        out[name] = _learn_both(trainer, r, repeats, device)
+    return out
+
+
+def print_learn(res: dict, repeats: int) -> None:
+    print(f"\nthe learn phase, padded (grouped by length for PPO) against padding-free, same rollout and state, "
+          f"turns alternating, medians of {repeats}")
+    print(f"{'method':7s} {'padded s':>9s} {'packed s':>9s} {'speedup':>8s} {'positions/pass':>22s} {'tokens':>7s} "
+          f"{'loss gap':>9s}")
+    for name, v in res.items():
+        pos = v["positions_per_pass"]
+        print(f"{name:7s} {v['padded_s']:9.3f} {v['padding_free_s']:9.3f} {v['speedup']:7.2f}x "
+              f"{pos['padded']:>10.0f} -> {pos['padding_free']:<9.0f} {pos['episode_tokens']:7d} "
+              f"{v['max_loss_gap']:9.1e}")
+
+
+def print_group(res: dict, args_line: str) -> None:
+    print(args_line)
+    print(f"{'method':9s} " + " ".join(f"{k:>10s}" for k in PHASES) + f" {'episodes/s':>11s} {'vs PPO':>7s} {'tokens':>7s}")
+    base = res["PPO"]["episodes_per_s"]
+    for name, r in res.items():
+        print(f"{name:9s} " + " ".join(f"{r['median_s'][k]:10.3f}" for k in PHASES)
+              + f" {r['episodes_per_s']:11.1f} {r['episodes_per_s'] / base:6.2f}x {r['mean_response_tokens']:7.1f}")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="tiny")
-    p.add_argument("--reward-model", default="tiny-rm")
+    p.add_argument("--reward-model", default="tiny-rm", help="a reward model; '' for an untrained head (speed only)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--mini-batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=24)
     p.add_argument("--iterations", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=5, help="turns of each side in the learn-phase table")
     p.add_argument("--device", default=None)
     p.add_argument("--json", help="also write the results as JSON to this file")
     args = p.parse_args(argv)
     device = get_device(args.device)
     res = bench_group(args.model, args.reward_model, args.batch_size, args.mini_batch_size, args.max_new_tokens,
                       args.iterations, device)
-    print(f"\none iteration, model {args.model!r}, {args.batch_size} episodes x {args.max_new_tokens} new tokens, "
-          f"4 passes of minibatch {args.mini_batch_size}, K = 4 for the group methods; device {device} "
-          f"({device_name(device)}), torch {torch.__version__}; medians of {args.iterations} rounds, turns alternating")
-    print(f"{'method':9s} " + " ".join(f"{k:>10s}" for k in PHASES) + f" {'episodes/s':>11s} {'vs PPO':>7s} {'tokens':>7s}")
-    base = res["PPO"]["episodes_per_s"]
-    for name, r in res.items():
-        print(f"{name:9s} " + " ".join(f"{r['median_s'][k]:10.3f}" for k in PHASES)
-              + f" {r['episodes_per_s']:11.1f} {r['episodes_per_s'] / base:6.2f}x {r['mean_response_tokens']:7.1f}")
+    print_group(res, f"\none iteration, model {args.model!r}, {args.batch_size} episodes x {args.max_new_tokens} new "
+                     f"tokens, 4 passes of minibatch {args.mini_batch_size}, K = 4 for the group methods; device "
+                     f"{device} ({device_name(device)}), torch {torch.__version__}; medians of {args.iterations} "
+                     f"rounds, turns alternating")
+    learn = bench_learn(args.model, args.reward_model, args.batch_size, args.mini_batch_size, args.max_new_tokens,
+                        args.repeats, device)
+    print_learn(learn, args.repeats)
+    res = {"iteration": res, "learn_padding_free": learn}
     if args.json:
         write_text(args.json, json.dumps({"device": device_name(device), "args": vars(args), "results": res}, indent=2))
     return res

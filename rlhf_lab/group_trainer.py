@@ -24,7 +24,7 @@ from .config import ConfigError, DeviceScalars, adamw, validate_config
 from .group_rl import LOSS_TYPES, group_advantages, group_loss
 from .ppo import KL_ESTIMATORS, FixedKLController, kl_estimate
 from .ppo_trainer import PPOTrainer
-from .rollout import PPOHistory, Rollout, _trim, policy_forward
+from .rollout import Episodes, PPOHistory, Rollout
 from .world import judge_many
 
 ALGOS = ("rloo", "grpo")
@@ -75,6 +75,8 @@ class GroupConfig:
     loss_type: str = "grpo"
     """Token aggregation: "grpo" (per-sequence mean, then mean), "dapo" (mean over all tokens), "dr_grpo"
     (sum / (responses x max_new_tokens))."""
+    padding_free: bool = True
+    """Packed rows without padding, each group's prompt once (`rollout.pack_episodes`); False: padded rows."""
     bf16: bool = True
     """On CUDA, run forwards under bf16 autocast (log-probs and losses stay in float32)."""
     compile: str = "off"
@@ -149,7 +151,7 @@ class GroupTrainer(PPOTrainer):
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.history = PPOHistory()
         self.checkpoint_dir: Path | None = None
-        self._learn_forward = policy_forward
+        self._learn_forward = self._learn_function(cfg)
 
     @torch.no_grad()
     def rollout(self, prompts) -> Rollout:
@@ -158,9 +160,8 @@ class GroupTrainer(PPOTrainer):
         cfg, k = self.cfg, self.cfg.num_generations
         s = self._generate(prompts)
         ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
-        with self._autocast():
-            logprobs, _, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, None, True)
-            ref_logprobs, _, _ = policy_forward(self.reference, ids, attn, start, cfg.temperature)
+        episodes = Episodes.of(ids, attn, start, mask)
+        logprobs, _, ent, ref_logprobs = self._score_forwards(episodes, ids, attn, start, mask.shape[1])
         rm_scores = self._score(prompts, s)
         scores = rm_scores.clone()
         if cfg.unfinished_score is not None:
@@ -172,7 +173,8 @@ class GroupTrainer(PPOTrainer):
         adv = group_advantages(total.view(-1, k), cfg.advantage).view(-1)
         zeros = torch.zeros_like(mask)
         return Rollout(prompts, s.completions, ids, attn, start, mask, logprobs, ref_logprobs, zeros, rm_scores,
-                       scores, s.finished, kl, non_score, non_score, adv.unsqueeze(-1) * mask, zeros, ent * mask)
+                       scores, s.finished, kl, non_score, non_score, adv.unsqueeze(-1) * mask, zeros, ent * mask,
+                       **vars(episodes))
 
     def minibatches(self, r: Rollout) -> list[list[int]]:
         """``num_iterations`` passes; each a fresh order of whole groups cut into minibatches."""
@@ -195,10 +197,8 @@ class GroupTrainer(PPOTrainer):
         adv_seq = r.advantages.sum(-1) / r.mask.sum(-1).clamp(min=1)     # the response's one advantage
         in_loss = cfg.kl_in == "loss" and cfg.beta > 0
         for host_rows, mb in zip(batches, on_device):
-            ids, attn, start, cols = _trim(r, mb, host_rows)
+            logprobs, _, _, cols = self._learn_forward_rows(r, host_rows, mb, None, False)
             m = r.mask[mb][:, cols]
-            with self._autocast():
-                logprobs, _, _ = self._learn_forward(self.policy, ids, attn, start, cfg.temperature)
             loss, stats = group_loss(logprobs, r.logprobs[mb][:, cols], r.ref_logprobs[mb][:, cols] if in_loss else None,
                                      adv_seq[mb], m, cfg.epsilon, cfg.beta if in_loss else 0.0, cfg.kl_estimator,
                                      cfg.loss_type, cfg.max_new_tokens)

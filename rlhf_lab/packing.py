@@ -80,7 +80,8 @@ def place(lengths: list[int], width: int) -> list[list[int]]:
 
 
 def pack(groups: list[tuple[list[int], list[list[int]]]], pad_id: int, device="cpu",
-         max_length: int | None = None, names: list[str] | None = None, fill: bool = True) -> PackedBatch:
+         max_length: int | None = None, names: list[str] | None = None, fill: bool = True,
+         min_width: int = 0) -> PackedBatch:
     """Pack ``(prompt_ids, [continuation_ids, ...])`` groups; continuations are numbered in order.
 
     Each group is a prompt and its continuations side by side. With ``fill`` several short groups
@@ -88,7 +89,8 @@ def pack(groups: list[tuple[list[int], list[list[int]]]], pad_id: int, device="c
     itself, so little of the batch is padding; without it every group has its own row.
     ``max_length`` is the model's context: a prompt plus any one continuation must fit in it
     (a row may be longer: positions restart per continuation and per group). ``names`` label the
-    groups in error messages (default "group g").
+    groups in error messages (default "group g"). ``min_width``: rows at least this wide, so that
+    more groups share one when they are all about as long as the longest (one response per prompt).
     """
     sizes = []
     for g, (prompt, conts) in enumerate(groups):
@@ -103,7 +105,7 @@ def pack(groups: list[tuple[list[int], list[list[int]]]], pad_id: int, device="c
                 raise ValueError(f"{name}, continuation {k}: prompt + completion is {len(prompt) + len(cont)} tokens, "
                                  f"over the model's context of {max_length}")
         sizes.append(len(prompt) + sum(map(len, conts)))
-    width = max(sizes)
+    width = max(max(sizes), min_width if fill else 0)
     layout = place(sizes, width) if fill else [[g] for g in range(len(groups))]
     ids = [[] for _ in layout]
     pos, group_of, part_of = [[] for _ in layout], [[] for _ in layout], [[] for _ in layout]

@@ -244,7 +244,11 @@ class PPOConfig:
     ppo_epochs: int = 4
     """Passes over each batch of episodes (4 in the reproductions)."""
     group_by_length: bool = False
-    """Minibatches of episodes of similar response length (shuffled order): less padding per step."""
+    """Minibatches of episodes of similar response length (shuffled order): less padding per step
+    when ``padding_free`` is off (padding-free rows have none to save)."""
+    padding_free: bool = True
+    """Score and update on packed rows without padding (`rollout.pack_episodes`; TRL's name for the
+    same idea in its SFT and DPO trainers); False: padded rows, each minibatch trimmed to its widest."""
     lr: float = 1e-4
     """Adam learning rate: 1e-4 for the embedded model; GPT-2 (124M) 1.41e-5, as Ziegler et al. (2019) and
     TRL's GPT-2 sentiment runs use (`gpu()`)."""

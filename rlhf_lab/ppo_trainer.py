@@ -41,8 +41,8 @@ from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_
                   masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
 from .reward import load_reward_model
 # the rollout's pieces live in `rollout`; re-exported so `from rlhf_lab.ppo_trainer import ...` keeps working
-from .rollout import (PPOHistory, RewardFn, Rollout, ValueModel, _trim, as_prompts, policy_forward,  # noqa: F401
-                      value_head)
+from .rollout import (Episodes, PPOHistory, RewardFn, Rollout, ValueModel, _trim, as_prompts,  # noqa: F401
+                      pack_episodes, packed_policy_forward, policy_forward, value_head)
 from .world import Prompt, judge_many
 
 
@@ -80,7 +80,13 @@ class PPOTrainer:
         self.history = PPOHistory()
         self.checkpoint_dir: Path | None = None
         # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
-        self._learn_forward = torch.compile(policy_forward, dynamic=True) if cfg.compile == "all" else policy_forward
+        self._learn_forward = self._learn_function(cfg)
+
+    @staticmethod
+    def _learn_function(cfg):
+        """The update's forward: packed or padded, compiled with dynamic shapes under compile="all"."""
+        f = packed_policy_forward if cfg.padding_free else policy_forward
+        return torch.compile(f, dynamic=True) if getattr(cfg, "compile", "off") == "all" else f
 
     def _setup(self, cfg, prompts, policy, tokenizer, reference, reward_fn, reward_model) -> None:
         """What every RL trainer of the kit shares: the prompts, the device, the policy, the frozen
@@ -147,10 +153,8 @@ class PPOTrainer:
         cfg = self.cfg
         s = self._generate(prompts)
         ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
-        with self._autocast():
-            logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
-            values = self._values(ids, attn, start, values)
-            ref_logprobs, _, _ = policy_forward(self.reference, ids, attn, start, cfg.temperature)
+        episodes = Episodes.of(ids, attn, start, mask)
+        logprobs, values, ent, ref_logprobs = self._score_forwards(episodes, ids, attn, start, mask.shape[1])
         rm_scores = self._score(prompts, s)
         scores = rm_scores.clone()
         if cfg.unfinished_score is not None:
@@ -166,7 +170,41 @@ class PPOTrainer:
         if cfg.whiten_advantages:
             advantages = whiten(advantages, mask)
         return Rollout(prompts, s.completions, ids, attn, start, mask, logprobs, ref_logprobs, values, rm_scores,
-                       scores, s.finished, kl, rewards, non_score, advantages, returns, ent * mask)
+                       scores, s.finished, kl, rewards, non_score, advantages, returns, ent * mask, **vars(episodes))
+
+    @torch.no_grad()
+    def _score_forwards(self, e: Episodes, ids, attn, start: int, width: int):
+        """The score phase's forwards of a batch: the policy's log-probs, values (with a critic) and
+        entropies, and the reference's log-probs, each (B, width); packed rows when padding_free."""
+        cfg = self.cfg
+        with self._autocast():
+            if cfg.padding_free:
+                rows = pack_episodes(e, range(len(e.prompt_tokens)), self.tokenizer.pad_token_id, self.device,
+                                     width=width, hidden_size=self.policy.config.hidden_size)
+                logprobs, values, ent = packed_policy_forward(self.policy, rows, cfg.temperature, self.head, True)
+                values = self.critic.packed(rows) if self.critic is not None else values
+                ref_logprobs = packed_policy_forward(self.reference, rows, cfg.temperature)[0]
+            else:
+                logprobs, values, ent = policy_forward(self.policy, ids, attn, start, cfg.temperature, self.head, True)
+                values = self._values(ids, attn, start, values)
+                ref_logprobs = policy_forward(self.reference, ids, attn, start, cfg.temperature)[0]
+        return logprobs, values, ent, ref_logprobs
+
+    def _learn_forward_rows(self, r: Rollout, host_rows: list[int], mb: torch.Tensor, head, entropy: bool):
+        """The update's forward of one minibatch: (logprobs, values or None, entropy or None, response
+        column slice); packed rows when padding_free, else padded rows trimmed to the minibatch."""
+        cfg = self.cfg
+        with self._autocast():
+            if cfg.padding_free:
+                rows = pack_episodes(r, host_rows, self.tokenizer.pad_token_id, self.device,
+                                     hidden_size=self.policy.config.hidden_size)
+                logprobs, values, ent = self._learn_forward(self.policy, rows, cfg.temperature, head, entropy)
+                values = self.critic.packed(rows) if self.critic is not None else values
+                return logprobs, values, ent, slice(0, rows.width)
+            ids, attn, start, cols = _trim(r, mb, host_rows)
+            logprobs, values, ent = self._learn_forward(self.policy, ids, attn, start, cfg.temperature, head,
+                                                        entropy=entropy)
+            return logprobs, self._values(ids, attn, start, values), ent, cols
 
     def minibatches(self, r: Rollout) -> list[list[int]]:
         """Episode indices of every minibatch of the ``ppo_epochs`` passes, on the host: each pass a
@@ -198,12 +236,8 @@ class PPOTrainer:
         scalars, rows = DeviceScalars(self.device, every=len(batches)), []   # read once, after the loop
         on_device = torch.tensor(batches, device=self.device)      # (steps, mini_batch_size), one copy
         for host_rows, mb in zip(batches, on_device):
-            ids, attn, start, cols = _trim(r, mb, host_rows)
+            logprobs, values, ent, cols = self._learn_forward_rows(r, host_rows, mb, self.head, cfg.ent_coef > 0)
             m = r.mask[mb][:, cols]
-            with self._autocast():
-                logprobs, values, ent = self._learn_forward(self.policy, ids, attn, start, cfg.temperature,
-                                                            self.head, entropy=cfg.ent_coef > 0)
-                values = self._values(ids, attn, start, values)
             pg, pg_stats = policy_loss(logprobs, r.logprobs[mb][:, cols], r.advantages[mb][:, cols], m,
                                        cfg.cliprange)
             vf, vf_stats = value_loss(values, r.values[mb][:, cols], r.returns[mb][:, cols], m,

@@ -21,6 +21,11 @@ def test_quick_suite_writes_every_field(tmp_path, capsys):
         assert set(r[key]["median_s"]) == {"generate", "score", "learn", "iteration"}
         assert r[key]["episodes_per_s"] > 0
     assert r["ppo_long"]["new_tokens"] == 8 and r["dpo"]["pairs_per_s"] > 0
+    assert set(r["group"]) == {"PPO", "RLOO", "GRPO", "Dr. GRPO"}
+    assert all(v["episodes_per_s"] > 0 for v in r["group"].values())
+    for v in r["learn_padding_free"].values():   # the same update on both sides, fewer positions packed
+        assert v["max_loss_gap"] < 1e-4 and v["speedup"] > 0
+        assert v["positions_per_pass"]["padding_free"] <= v["positions_per_pass"]["padded"]
     # TRL: skipped with a reason when absent, both ratios and the loss check when present
     assert "skipped" in r["trl"] or {"reward", "dpo"} <= set(r["trl"])
     if "reward" in r["trl"]:   # the same weights and batches on both sides: the same loss at every step
