@@ -43,6 +43,7 @@ from . import dpo as dpo_bench
 from . import group as group_bench
 from . import reward_model as rm_bench
 from . import trl_compare
+from . import trl_group
 
 PROFILES = {"cpu": {"model": "tiny", "batches": (1, 64, 512)}, "gpu": {"model": "gpt2", "batches": (1, 64, 512)}}
 
@@ -162,11 +163,13 @@ def main(argv=None) -> dict:
     result["dpo"] = {"batch_pairs": 16 if not q else 4, "median_step_s": statistics.median(t),
                      "pairs_per_s": (16 if not q else 4) / statistics.median(t)}
     if args.no_trl:
-        result["trl"] = {"skipped": "--no-trl"}
+        result["trl"] = result["trl_group"] = {"skipped": "--no-trl"}
     elif args.profile == "gpu":
-        result["trl"] = {"skipped": "the TRL comparison runs on the cpu profile (python -m benchmarks.trl_compare)"}
+        result["trl"] = result["trl_group"] = {
+            "skipped": "the TRL comparison runs on the cpu profile (python -m benchmarks.trl_compare, .trl_group)"}
     else:
         result["trl"] = trl_compare.run(steps=3 if q else 30, batch_size=4 if q else 16, repeats=1 if q else 3)
+        result["trl_group"] = trl_group.run(iterations=1 if q else 3, repeats=1 if q else 3)
     if "trl_version" in result["trl"]:
         result["versions"]["trl"] = result["trl"]["trl_version"]
     result["wall_s"] = time.perf_counter() - started
@@ -225,6 +228,13 @@ def print_table(r: dict) -> None:
             print(f"{name:44s} {v['rlhf_lab']['pairs_per_s']:12.1f} vs {v['trl']['pairs_per_s']:.1f}: "
                   f"{v['ratio']:.2f}x; loss curves differ by at most {v['max_loss_gap']:.1e} "
                   f"({'same' if v['losses_close'] else 'NOT the same'} training)")
+    g = r.get("trl_group", {})
+    for k in ("grpo", "rloo") if "skipped" not in g else ():
+        v = g[k]
+        name = f"{k.upper()} vs TRL {g['trl_version']}, episodes/s"
+        print(f"{name:44s} {v['rlhf_lab']['episodes_per_s']:12.1f} vs {v['trl']['episodes_per_s']:.1f}: "
+              f"{v['ratio']:.2f}x (runs {v['ratios']}); {'the same' if v['same_work'] else 'NOT the same'} episodes "
+              f"and optimizer steps")
 
 
 if __name__ == "__main__":

@@ -31,4 +31,7 @@ def test_quick_suite_writes_every_field(tmp_path, capsys):
     if "reward" in r["trl"]:   # the same weights and batches on both sides: the same loss at every step
         for k in ("reward", "dpo"):
             assert r["trl"][k]["ratio"] > 0 and r["trl"][k]["losses_close"], r["trl"][k]["max_loss_gap"]
+    assert "skipped" in r["trl_group"] or {"grpo", "rloo"} <= set(r["trl_group"])
+    for k in ("grpo", "rloo") if "grpo" in r["trl_group"] else ():   # both sides scored and stepped alike
+        assert r["trl_group"][k]["same_work"] and r["trl_group"][k]["ratio"] > 0
     assert "rlhf-lab benchmarks, profile cpu" in capsys.readouterr().out
