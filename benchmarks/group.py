@@ -49,16 +49,41 @@ def _reward(model: str, reward_model: str | None, device) -> tuple[dict, dict]:
     return {}, {"reward_fn": lambda p, c: rm.score(p, c, batch_size=len(p)), "reward_model": rm}
 
 
-def bench_group(model: str, reward_model: str | None, batch: int, mini_batch: int, new_tokens: int, iterations: int,
-                device) -> dict:
-    """Medians per phase of each method over ``iterations`` rounds (after one warm-up round)."""
+def _trainers(model, reward_model, batch, mini_batch, new_tokens, device, algos, **ppo_fields) -> dict:
+    """PPO and the critic-free ``algos`` ((algo, name), ...) on the same model, reward, sizes and prompts."""
     prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
     fields, kwargs = _reward(model, reward_model, device)
     same = dict(model=model, batch_size=batch, mini_batch_size=mini_batch, max_new_tokens=new_tokens,
                 device=str(device), **fields)
-    trainers = {"PPO": PPOTrainer(PPOConfig(**same), prompts, **kwargs)}
-    for algo, name in (("rloo", "RLOO"), ("grpo", "GRPO"), ("dr_grpo", "Dr. GRPO")):
+    trainers = {"PPO": PPOTrainer(PPOConfig(**same, **ppo_fields), prompts, **kwargs)}
+    for algo, name in algos:
         trainers[name] = GroupTrainer(replace(GroupConfig.tiny(algo), **same), prompts, **kwargs)
+    return trainers
+
+
+def snapshot(trainer) -> tuple:
+    """What an update changes: the policy's and the value head's weights, the optimizer, the minibatch order."""
+    return (copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
+            trainer.generator.get_state(), copy.deepcopy(trainer.head.state_dict()) if trainer.head else None)
+
+
+def learn_from(trainer, state: tuple, r, padding_free: bool) -> dict:
+    """`trainer.learn(r)` from ``state`` (a `snapshot`), padded or padding-free; returns its statistics."""
+    trainer.policy.load_state_dict(state[0])
+    trainer.optimizer.load_state_dict(state[1])
+    trainer.generator.set_state(state[2])
+    if trainer.head is not None:
+        trainer.head.load_state_dict(state[3])
+    trainer.cfg = replace(trainer.cfg, padding_free=padding_free)
+    trainer._learn_forward = trainer._learn_function(trainer.cfg)
+    return trainer.learn(r)
+
+
+def bench_group(model: str, reward_model: str | None, batch: int, mini_batch: int, new_tokens: int, iterations: int,
+                device) -> dict:
+    """Medians per phase of each method over ``iterations`` rounds (after one warm-up round)."""
+    trainers = _trainers(model, reward_model, batch, mini_batch, new_tokens, device,
+                         (("rloo", "RLOO"), ("grpo", "GRPO"), ("dr_grpo", "Dr. GRPO")))
     rows = {name: [] for name in trainers}
     for i in range(iterations + 1):
         for name, trainer in trainers.items():
@@ -77,21 +102,13 @@ def bench_group(model: str, reward_model: str | None, batch: int, mini_batch: in
 
 def _learn_both(trainer, r, repeats: int, device) -> dict:
     """The learn phase on ``r``, padded and padding-free in turns, each from the same state."""
-    state = (copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
-             trainer.generator.get_state(), copy.deepcopy(trainer.head.state_dict()) if trainer.head else None)
+    state = snapshot(trainer)
     times, stats = {False: [], True: []}, {}
     for i in range(repeats + 1):
         for padding_free in (False, True):
-            trainer.policy.load_state_dict(state[0])
-            trainer.optimizer.load_state_dict(state[1])
-            trainer.generator.set_state(state[2])
-            if trainer.head is not None:
-                trainer.head.load_state_dict(state[3])
-            trainer.cfg = replace(trainer.cfg, padding_free=padding_free)
-            trainer._learn_forward = trainer._learn_function(trainer.cfg)
             sync(device)
             t0 = time.perf_counter()
-            stats[padding_free] = trainer.learn(r)
+            stats[padding_free] = learn_from(trainer, state, r, padding_free)
             sync(device)
             if i:   # the first turn of each warms up
                 times[padding_free].append(time.perf_counter() - t0)
@@ -117,13 +134,9 @@ def bench_learn(model: str, reward_model: str | None, batch: int, mini_batch: in
                 device) -> dict:
     """The learn phase padded against padding-free for PPO (minibatches grouped by length), RLOO and GRPO."""
     prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
-    fields, kwargs = _reward(model, reward_model, device)
-    same = dict(model=model, batch_size=batch, mini_batch_size=mini_batch, max_new_tokens=new_tokens,
-                device=str(device), **fields)
+    trainers = _trainers(model, reward_model, batch, mini_batch, new_tokens, device,
+                         (("rloo", "RLOO"), ("grpo", "GRPO")), group_by_length=True)
     out = {}
-    trainers = {"PPO": PPOTrainer(PPOConfig(**same, group_by_length=True), prompts, **kwargs)}
-    for algo, name in (("rloo", "RLOO"), ("grpo", "GRPO")):
-        trainers[name] = GroupTrainer(replace(GroupConfig.tiny(algo), **same), prompts, **kwargs)
     for name, trainer in trainers.items():
         k = getattr(trainer.cfg, "num_generations", 1)
         idx = torch.randint(len(prompts), (batch // k,), generator=torch.Generator().manual_seed(0)).tolist()

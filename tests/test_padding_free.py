@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from benchmarks.group import learn_from, snapshot
 from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.packing import place
 from rlhf_lab.ppo import PPOConfig
@@ -75,19 +76,10 @@ def test_row_width_fits_the_longest_group_and_prefers_fewer_positions():
 
 def _learn_twice(trainer, r):
     """The update on ``r`` padded and packed, from the same weights, optimizer and minibatch order."""
-    state = (copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
-             trainer.generator.get_state(), copy.deepcopy(trainer.head.state_dict()) if trainer.head else None)
-    out = {}
-    for padding_free in (False, True):
-        trainer.policy.load_state_dict(state[0])
-        trainer.optimizer.load_state_dict(state[1])
-        trainer.generator.set_state(state[2])
-        if trainer.head is not None:
-            trainer.head.load_state_dict(state[3])
-        trainer.cfg = replace(trainer.cfg, padding_free=padding_free)
-        trainer._learn_forward = trainer._learn_function(trainer.cfg)
-        out[padding_free] = trainer.learn(r), [p.detach().clone() for p in trainer.policy.parameters()]
-    return out
+    state = snapshot(trainer)
+    return {padding_free: (learn_from(trainer, state, r, padding_free),
+                           [p.detach().clone() for p in trainer.policy.parameters()])
+            for padding_free in (False, True)}
 
 
 @pytest.mark.parametrize("make", ["ppo", "grpo", "rloo"])
