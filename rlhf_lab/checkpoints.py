@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .artefacts import ArtefactError, atomic_dir, read_json
 from .config import ConfigError
+from .models import policy_card
 from .rollout import PPOHistory
 from .world import Prompt
 
@@ -47,6 +48,15 @@ def write_checkpoint(path, policy, tokenizer, critic: torch.nn.Module | None, st
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in prompts]))
         (tmp / "history.json").write_text(json.dumps(history.to_dict()))
+        last = history.rows[-1] if history.rows else {}
+        algo = getattr(cfg, "algo", "ppo").upper()
+        (tmp / "policy" / "README.md").write_text(policy_card(
+            Path(path) / "policy", {"command": f"rlhf-lab {algo.lower()}", "config": asdict(cfg),
+                                    "base_model": cfg.model, "data": f"{len(prompts)} prompts (prompts.json beside it)",
+                                    "gold (last iteration)": last.get("objective/gold"),
+                                    "kl (last iteration)": last.get("objective/kl")},
+            title=f"{algo} policy", what=f"The policy of an rlhf-lab {algo} checkpoint after {len(history)} "
+            f"iterations against the reward model {cfg.reward_model!r}; the folder above it resumes the run."))
     return Path(path)
 
 

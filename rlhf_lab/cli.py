@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/reward_model)")
     _add_common(p)
 
+    p = sub.add_parser("reward-convert", help="rewrite a reward-model folder of the kit's older format (backbone + "
+                                              "reward_head.safetensors) as a transformers sequence classifier")
+    p.add_argument("folder", help="the reward model's folder (rewritten in place, atomically)")
+
     p = sub.add_parser("prepare", help="build a profile's chain: SFT model -> simulated labels -> reward model "
                                        "(the cpu chain is shipped; the gpu chain goes to runs/gpu)")
     p.add_argument("--profile", choices=["cpu", "gpu"], default="gpu", help="which course (default gpu)")
@@ -359,6 +363,13 @@ def _run_prepare(args) -> None:
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + f", total {sum(seconds.values()):.0f} s")
 
 
+def _run_reward_convert(args) -> None:
+    from .reward_model import convert
+
+    path = convert(args.folder)
+    print(f"{path}: a sequence-classification reward model (AutoModelForSequenceClassification, num_labels=1)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
@@ -371,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
          "reward": _run_reward, "ppo": _run_ppo, "rloo": _run_group, "grpo": _run_group,
-         "prepare": _run_prepare}[args.command](args)
+         "prepare": _run_prepare, "reward-convert": _run_reward_convert}[args.command](args)
     except (ModelLoadError, ChainError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split()) or type(err).__name__   # one line
         print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)

@@ -65,8 +65,8 @@ def is_built(profile: Profile, link: str) -> bool:
     if where in SHIPPED or where in SHIPPED_REWARD_MODELS:
         return True
     folder = Path(where)
-    marker = "reward_head.safetensors" if link == "reward_model" else "config.json"
-    return (folder / marker).is_file()
+    markers = ("reward_config.json", "config.json") if link == "reward_model" else ("config.json",)
+    return all((folder / m).is_file() for m in markers)
 
 
 def command(profile: Profile) -> str:

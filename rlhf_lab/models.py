@@ -289,7 +289,22 @@ def save_policy(model, tokenizer, path, metadata: dict | None = None) -> Path:
         tokenizer.save_pretrained(tmp)
         if metadata is not None:
             (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+        (tmp / "README.md").write_text(policy_card(Path(path), metadata or {}))
     return Path(path)
+
+
+def policy_card(path: Path, meta: dict, title: str | None = None, what: str | None = None) -> str:
+    """A policy's README.md (`rlhf_lab.cards`) from its metadata (command, seed, data, metrics)."""
+    from .cards import model_card
+
+    config = meta.get("config") or {}
+    made = {"command": meta.get("command"), "seed": meta.get("seed", config.get("seed")),
+            "base model": meta.get("base_model") or config.get("model"), "data": meta.get("data"),
+            "data sha256": meta.get("data_sha256")}
+    metrics = {k: v for k, v in meta.items() if k.startswith(("final_", "val_", "gold", "kl")) and not isinstance(v, (dict, list))}
+    return model_card(title or f"Policy {path.name}", what or "A GPT-2-architecture causal language model trained "
+                      "with rlhf-lab (a policy: it writes reviews of the course's film world).", "causal LM",
+                      made, metrics, path=str(path))
 
 
 def nonfinite_parameter(module) -> str | None:

@@ -14,7 +14,9 @@ This module is the data half of notebook 02:
   ranking, validated on write and on read, in an append-only JSONL file: one line per
   submission, written in one ``os.write``, fsynced before it is reported saved, under a lock;
 * `ranking_to_pairs`, `to_pairs`, `export_trl`, `split_by_prompt`: the derived data set
-  in TRL's ``prompt``/``chosen``/``rejected`` columns, split by prompt, never by pair.
+  in TRL's ``prompt``/``chosen``/``rejected`` columns, split by prompt, never by pair;
+* `to_dataset`, `export_pairs`: the same pairs as a ``datasets.Dataset`` (and JSONL or Parquet)
+  with ``prompt_id``, ``group_id`` and ``labeler``, optionally in TRL's conversational form.
 
 Rankings are strict: ties are not allowed (a tie would give no pair and is better
 expressed by skipping). When one labeler submits the same prompt twice (two notebooks on
@@ -172,6 +174,49 @@ def export_trl(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> 
     write_text(path, "".join(json.dumps({k: row[k] for k in ("prompt", "chosen", "rejected", "prompt_id")}) + "\n"
                              for row in rows))
     return len(rows)
+
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected", "prompt_id", "group_id", "labeler")
+"""The columns of `to_dataset`: TRL's three, then where each pair came from (``group_id``: the ranking,
+shared by its C(K, 2) pairs, for grouped reward-model training)."""
+
+
+def to_dataset(records: Iterable[PreferenceRecord], conversational: bool = False):
+    """The pairs as a ``datasets.Dataset``: one row per C(K, 2) comparison, columns `PAIR_COLUMNS`.
+    TRL's RewardTrainer and DPOTrainer take it as it is. ``conversational``: TRL's conversational
+    form (``prompt`` a list with one user message, ``chosen``/``rejected`` one assistant message)."""
+    from datasets import Dataset
+
+    cols = {k: [] for k in PAIR_COLUMNS}
+    for row in to_pairs(records):
+        for k in PAIR_COLUMNS:
+            cols[k].append(row["record_id"] if k == "group_id" else row[k])
+    if conversational:
+        cols["prompt"] = [[{"role": "user", "content": p}] for p in cols["prompt"]]
+        for k in ("chosen", "rejected"):
+            cols[k] = [[{"role": "assistant", "content": c}] for c in cols[k]]
+    return Dataset.from_dict(cols)
+
+
+def export_pairs(records: Iterable[PreferenceRecord], path: str | os.PathLike, conversational: bool = False) -> int:
+    """Write `to_dataset`'s rows to ``path``, by its suffix: ``.jsonl`` (one JSON object per line) or
+    ``.parquet``, atomically (`rlhf_lab.artefacts`). ``datasets.load_dataset("json" or "parquet",
+    data_files=path)`` reads it back. Returns the number of rows."""
+    import io
+
+    from .artefacts import write_bytes
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".jsonl", ".parquet"):
+        raise ValueError(f"{path}: export to a .jsonl or .parquet file (got {suffix or 'no suffix'!r})")
+    ds = to_dataset(records, conversational)
+    buf = io.BytesIO()
+    if suffix == ".jsonl":
+        ds.to_json(buf, lines=True, force_ascii=False)
+    else:
+        ds.to_parquet(buf)
+    write_bytes(path, buf.getvalue())
+    return len(ds)
 
 
 def _prompt_hash(prompt_id: str, salt: str = "") -> float:

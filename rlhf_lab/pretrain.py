@@ -18,6 +18,7 @@ import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ from . import __version__
 from .artefacts import atomic_dir, check_writable
 from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .gpt2_bpe import gpt2_tokenizer
-from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, train_tokenizer
+from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, policy_card, train_tokenizer
 from .world import ReviewWorld
 
 
@@ -267,6 +268,10 @@ def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        (tmp / "README.md").write_text(policy_card(Path(out_dir), meta, what=(
+            "A GPT-2-architecture causal language model made with rlhf-lab: " + ("pretrained (UPT) on the "
+            "course's review world" if command.startswith(("rlhf-lab pretrain", "rlhf_lab.pretrain")) else
+            "fine-tuned (SFT) on instruction demonstrations of the course's review world") + ".")))
 
 
 def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = True,

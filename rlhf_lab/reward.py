@@ -1,7 +1,8 @@
-"""The Bradley-Terry reward model r_phi(x, y), trained on ranked completions (InstructGPT §3.5).
+"""Training the Bradley-Terry reward model r_phi(x, y) on ranked completions (InstructGPT §3.5).
 
 The model: the SFT transformer with its unembedding (n_emb -> n_vocab) replaced by a
-linear head n_emb -> 1, read at the last real token of prompt + completion.
+linear head n_emb -> 1, read at the last real token of prompt + completion (`rlhf_lab.reward_model`,
+which also writes and reads its folder, a transformers sequence classifier).
 
 The loss (the notes; Ouyang et al. 2022, eq. 1): labelers' preferences are modelled as
 
@@ -20,172 +21,23 @@ training completions is 0 (the notes), and optionally the scale so that the std 
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .config import (DeviceScalars, adamw, bf16_autocast, data_dir, float32_head, get_device, repo_root, set_seed,
-                     validate_config)
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .exercises import exercise
-from .generation import left_pad, position_ids_from_mask
-from .artefacts import LOADED, atomic_dir, read_json, recover
-from .models import (ModelLoadError, context_length, folder_kind, load_model, load_tokenizer,
-                     nonfinite_parameter)
-from .packing import PackedBatch, TokenCache, pack, packed_hidden_at, sender
+from .models import nonfinite_parameter
+from .packing import sender
 from .preferences import ranking_to_pairs, split_by_prompt
-
-HEAD_FILE = "reward_head.safetensors"
-REWARD_CONFIG = "reward_config.json"
-
-
-def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Column of the last real token of each row, for left or right padding. (B, L) -> (B,)."""
-    width = attention_mask.shape[1]
-    return width - 1 - attention_mask.long().flip(-1).argmax(-1)
-
-
-class RewardModel(nn.Module):
-    """r_phi(x, y) = w^T h_T + b: a transformer backbone and a scalar head at the last real token."""
-
-    def __init__(self, backbone, tokenizer, head: nn.Linear | None = None):
-        super().__init__()
-        self.backbone, self.tokenizer = backbone, tokenizer
-        n_emb = backbone.config.hidden_size
-        if head is None:
-            head = nn.Linear(n_emb, 1)
-            # COURSE.md / Huang et al.: N(0, 1 / sqrt(n_emb + 1)), bias 0
-            nn.init.normal_(head.weight, std=1 / math.sqrt(n_emb + 1))
-            nn.init.zeros_(head.bias)
-        self.head = head.to(next(backbone.parameters()).device)
-
-    @classmethod
-    def from_backbone(cls, name: str = "tiny", device=None) -> "RewardModel":
-        """A fresh reward model on any backbone the loader knows ("tiny", "gpt2", a folder)."""
-        backbone, tok = load_model(name, role="backbone", device=device)
-        return cls(backbone, tok)
-
-    @property
-    def device(self) -> torch.device:
-        return self.head.weight.device
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Rewards (B,) of token rows (B, L), padded on either side."""
-        h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
-        last = h[torch.arange(h.shape[0], device=h.device), last_token_index(attention_mask)]  # (B, n_emb)
-        return float32_head(self.head, last)
-
-    def forward_packed(self, batch: PackedBatch) -> torch.Tensor:
-        """Rewards (N,) of every continuation of packed rows (a prompt forwarded once for all its
-        completions; rlhf_lab.packing), read at each continuation's last token."""
-        return float32_head(self.head, packed_hidden_at(self.backbone, batch, batch.block_row, batch.last_col))
-
-    def pack(self, rows: list[tuple[str, list[str]]], tokens: tuple[TokenCache, TokenCache] | None = None
-             ) -> PackedBatch:
-        """(prompt, [completion, ...]) rows as packed token rows, each completion ending in EOS."""
-        prompt_ids, completion_ids = tokens or self.token_caches()
-        names = [f"prompt {p[:50]!r}" for p, _ in rows]
-        return pack([(prompt_ids(p), [completion_ids(c) for c in cs]) for p, cs in rows], self.tokenizer.pad_token_id,
-                    self.device, context_length(self.backbone.config), names)
-
-    def token_caches(self) -> tuple[TokenCache, TokenCache]:
-        """Tokenisers that remember: prompts as they are, completions with the EOS the policy ends them with."""
-        return TokenCache(self.tokenizer), TokenCache(self.tokenizer, eos=True)
-
-    def encode(self, prompts: list[str], completions: list[str]):
-        """Tokenise prompt and completion (+ EOS, as the policy ends it) separately, as the policy
-        produced them, into left-padded rows (B, L) of ids and attention mask."""
-        prompt_ids, completion_ids = self.token_caches()
-        rows = [prompt_ids(p) + completion_ids(c) for p, c in zip(prompts, completions, strict=True)]
-        context = context_length(self.backbone.config)
-        for i, row in enumerate(rows):
-            if len(row) > context:
-                raise ValueError(f"prompt + completion {i} is {len(row)} tokens, over the reward model's "
-                                 f"context of {context}: {(prompts[i] + completions[i])[:60]!r}...")
-        return left_pad(rows, self.tokenizer.pad_token_id, self.device)
-
-    def score(self, prompts: list[str], completions: list[str], batch_size: int = 64) -> torch.Tensor:
-        """r_phi(x, y) for each (prompt, completion), in eval mode without gradients. Returns (N,) on CPU."""
-        was_training = self.training
-        self.eval()
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(prompts), batch_size):
-                out.append(self(*self.encode(prompts[i:i + batch_size], completions[i:i + batch_size])).cpu())
-        self.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0)
-
-    def save_pretrained(self, path, extra: dict | None = None) -> Path:
-        """Backbone and tokenizer via save_pretrained, the head as safetensors, and a small json.
-
-        The folder is written whole beside ``path`` and swapped in atomically
-        (`rlhf_lab.artefacts.atomic_dir`): a crash leaves the old reward model or the new one,
-        never a new backbone with an old head. Non-finite parameters are refused first."""
-        bad = nonfinite_parameter(self)
-        if bad:
-            raise FloatingPointError(f"the reward model's parameter {bad} is not finite: not saved to {path} "
-                                     f"(training diverged; lower the learning rate)")
-        meta = json.dumps({"kind": "rlhf_lab.RewardModel", **(extra or {})}, indent=2, allow_nan=False)
-        with atomic_dir(path) as tmp:
-            self.backbone.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, tmp / HEAD_FILE)
-            (tmp / REWARD_CONFIG).write_text(meta)
-        return Path(path)
-
-    @classmethod
-    def from_pretrained(cls, path, device=None) -> "RewardModel":
-        """Load what `save_pretrained` wrote; a missing or corrupt head is an error naming the file."""
-        path = recover(Path(path))
-        head_file = path / HEAD_FILE
-        if not head_file.exists():
-            what = {"PPO checkpoint": "a PPO checkpoint", "policy": "a policy (a causal LM)"}.get(
-                folder_kind(path), "not a reward model")
-            raise ModelLoadError(f"{path} has no {HEAD_FILE}: it is {what}, not a reward model saved by "
-                                 f"RewardModel.save_pretrained (for a fresh one use RewardModel.from_backbone)")
-        read_json(path / REWARD_CONFIG, "reward model", "Retrain it with `rlhf-lab reward`.")
-        backbone, _ = load_model(str(path), role="backbone", device=device)
-        try:
-            state = load_file(head_file)
-            head = nn.Linear(backbone.config.hidden_size, 1)
-            head.load_state_dict(state)
-        except Exception as err:
-            raise ModelLoadError(f"{head_file} could not be read ({type(err).__name__}: {str(err)[:160]}); it is "
-                                 f"damaged: retrain the reward model with `rlhf-lab reward`") from None
-        return cls(backbone, load_tokenizer(str(path)), head)
-
-
-SHIPPED_REWARD_MODEL = "tiny-rm"
-"""The reward model shipped in data/models/tiny-rm: the tiny SFT model with a scalar head, trained
-on the shipped simulated labels with `RewardConfig.tiny` (``rlhf-lab reward`` rebuilds it)."""
-
-
-def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel:
-    """Load a reward model by name: "tiny-rm" (shipped) or a folder written by `RewardModel.save_pretrained`
-    (notebook 03 saves one to runs/reward_model). A relative folder is looked up from the working
-    directory, then from the repository root."""
-    if name == SHIPPED_REWARD_MODEL:
-        path = data_dir() / "models" / SHIPPED_REWARD_MODEL
-        hint = "restore it with `git checkout data/models` or rebuild it with `rlhf-lab reward --out data/models/tiny-rm`"
-    else:
-        path = Path(name).expanduser()
-        if not path.is_absolute() and not path.exists():
-            path = repo_root() / path
-        hint = (f"train one in notebook 03 or with `rlhf-lab reward --out {name}`, or use the shipped "
-                f"{SHIPPED_REWARD_MODEL!r}")
-    if not recover(path).is_dir():
-        raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
-    LOADED.append(("reward_model", str(path)))
-    return RewardModel.from_pretrained(path, device=device)
+# the model and its folder live in `reward_model`; re-exported so `from rlhf_lab.reward import ...` keeps working
+from .reward_model import (HEAD_FILE, REWARD_CONFIG, SHIPPED_REWARD_MODEL, RewardModel, convert,  # noqa: F401
+                           last_token_index, load_reward_model, reward_function)
 
 
 # ---- losses: pure functions on tensors ---------------------------------------------------

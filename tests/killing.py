@@ -87,8 +87,9 @@ def save_in_loop_and_kill(save_marker, max_wait: float, rng: random.Random, base
 # ---- the two artefacts -------------------------------------------------------------------
 
 class RewardModelCase:
-    """A reward model whose head bias and one backbone weight both hold the marker: a folder with
-    the backbone of one save and the head of another loads as neither."""
+    """A reward model whose head weight [0, 0] and one backbone weight both hold the marker: a folder
+    with the backbone of one save and the head of another loads as neither. (The head's bias is folded
+    into the final layer norm when saving, so the marker is in the head's weight.)"""
 
     name = "reward model"
 
@@ -99,7 +100,7 @@ class RewardModelCase:
 
     def save(self, marker: int) -> None:
         with torch.no_grad():
-            self.rm.head.bias.fill_(float(marker))
+            self.rm.head.weight[0, 0] = float(marker)
             self.rm.backbone.get_input_embeddings().weight[0, 0] = float(marker)
         self.rm.save_pretrained(self.out, extra={"marker": marker})
 
@@ -107,7 +108,7 @@ class RewardModelCase:
         from rlhf_lab.reward import RewardModel
 
         rm = RewardModel.from_pretrained(self.out, device="cpu")
-        head, backbone = int(rm.head.bias.item()), int(rm.backbone.get_input_embeddings().weight[0, 0].item())
+        head, backbone = int(rm.head.weight[0, 0].item()), int(rm.backbone.get_input_embeddings().weight[0, 0].item())
         return head if head == backbone else ("backbone", backbone, "head", head)
 
 

@@ -143,8 +143,8 @@ def test_random_kills_lose_no_checkpoint_and_no_reward_model(ppo_case, rm_case):
 # ---- interrupted commands say what they saved --------------------------------------------
 
 def test_interrupted_reward_command_says_nothing_was_saved_and_keeps_the_old_model(tmp_path, monkeypatch, capsys):
-    """Today's code: Ctrl-C between backbone and head left a new backbone with the old head (and said
-    'nothing was saved')."""
+    """Ctrl-C in the middle of a save (the old code once left a new backbone with the old head and said
+    'nothing was saved'): the old model stays, whole, and the message is true."""
     import rlhf_lab.reward as reward
     from rlhf_lab.cli import main
     from rlhf_lab.preferences import PreferenceStore, load_preferences
@@ -154,15 +154,15 @@ def test_interrupted_reward_command_says_nothing_was_saved_and_keeps_the_old_mod
     out = tmp_path / "rm"
     assert main(["reward", "--labels", str(labels), "--epochs", "1", "--out", str(out), "--device", "cpu"]) == 0
     before = reward.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
-    real = reward.save_file
+    import rlhf_lab.reward_model as reward_model
 
-    def interrupted(tensors, path, *a, **k):    # Ctrl-C after the backbone, while writing the head
+    def interrupted(*a, **k):    # Ctrl-C after the weights and the tokenizer, while writing the model card
         raise KeyboardInterrupt
-    monkeypatch.setattr(reward, "save_file", interrupted)
+    monkeypatch.setattr(reward_model, "_card", interrupted)
     assert main(["reward", "--labels", str(labels), "--epochs", "1", "--seed", "3", "--out", str(out),
                  "--device", "cpu"]) == 130
     assert "nothing was saved" in capsys.readouterr().err
-    monkeypatch.setattr(reward, "save_file", real)
+    monkeypatch.undo()
     after = reward.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
     assert torch.equal(before, after) and sorted(p.name for p in tmp_path.iterdir()) == ["labels", "rm"]
 

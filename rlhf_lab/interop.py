@@ -1,0 +1,75 @@
+"""The kit's artefacts in TRL: the same loss from both, on the same labels and the same reward model.
+
+The labels leave the kit as a ``datasets.Dataset`` (`rlhf_lab.preferences.to_dataset`) and the reward
+model as the sequence classifier TRL's RewardTrainer trains (`rlhf_lab.reward_model`). As a check
+that nothing is lost on the way, `reward_loss_at_step0` computes the Bradley-Terry loss of one saved
+reward model on the same pairs twice: with the kit's `bt_loss` on the kit's scores, and with TRL's
+RewardTrainer on its own first batch before its first step (its own tokenisation, EOS appended,
+right padding, the model's last non-PAD token). TRL is an optional extra: ``pip install -e ".[trl]"``.
+"""
+from __future__ import annotations
+
+import tempfile
+import warnings
+
+import torch
+
+TRL_MISSING = ("TRL is not installed: `pip install -e \".[trl]\"` (or `pip install trl==1.16.0`) adds it; "
+               "the course itself does not need it")
+
+
+def trl_version() -> str | None:
+    """TRL's version, or None when it is not installed."""
+    try:
+        import trl
+    except ImportError:
+        return None
+    return trl.__version__
+
+
+def reward_loss_at_step0(folder, records, n_pairs: int = 16) -> dict:
+    """-mean log sigmoid(r(x, y_w) - r(x, y_l)) of the reward model in ``folder`` on the first
+    ``n_pairs`` pairs of ``records``, by the kit and by TRL's RewardTrainer before any step.
+    Returns {"kit", "trl", "pairs", "trl_version"}; an ImportError that says how to install TRL."""
+    if trl_version() is None:
+        raise ImportError(TRL_MISSING)
+    from transformers import AutoModelForSequenceClassification
+
+    from .models import load_tokenizer
+    from .preferences import to_dataset
+    from .reward import bt_loss
+    from .reward_model import RewardModel
+
+    pairs = to_dataset(records)
+    if n_pairs < 1 or len(pairs) < n_pairs:
+        raise ValueError(f"n_pairs must be between 1 and the {len(pairs)} pairs of the records, got {n_pairs}")
+    pairs = pairs.select(range(n_pairs)).select_columns(["prompt", "chosen", "rejected"])
+    rm = RewardModel.from_pretrained(folder)
+    kit = bt_loss(rm.score(pairs["prompt"], pairs["chosen"]), rm.score(pairs["prompt"], pairs["rejected"]))[0]
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tok = load_tokenizer(str(folder))
+    import datasets
+
+    datasets.disable_progress_bars()                 # its map() over 16 pairs: no bars in a notebook
+    try:
+        return _trl_loss(model, tok, pairs, n_pairs, kit.item())
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _trl_loss(model, tok, pairs, n_pairs: int, kit: float) -> dict:
+    """TRL's RewardTrainer on ``pairs`` as one batch: its loss before the first step."""
+    from trl import RewardConfig, RewardTrainer
+
+    with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
+        # TRL's config sets transformers' `gradient_checkpointing`, deprecated in transformers 5: not the student's doing
+        warnings.simplefilter("ignore", FutureWarning)
+        args = RewardConfig(output_dir=out, per_device_train_batch_size=n_pairs, max_steps=1, report_to=[],
+                            use_cpu=not torch.cuda.is_available(), bf16=False, save_strategy="no",
+                            disable_tqdm=True, max_length=None, center_rewards_coefficient=None,
+                            train_sampling_strategy="sequential")
+        trainer = RewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tok)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        with torch.no_grad():
+            theirs = trainer.compute_loss(trainer.model, batch)
+    return {"kit": kit, "trl": theirs.item(), "pairs": n_pairs, "trl_version": trl_version()}
