@@ -51,6 +51,12 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     rewards beta log pi/pi_ref), rewards/margins (their mean difference), rewards/accuracies (fraction
     of pairs whose chosen completion has the larger implicit reward): floats, or 0-d tensors left on
     the device with ``on_device`` (a training loop reads them in batches, `config.DeviceScalars`).
+
+    IPO here is Azar et al.'s eq. 17 on the log-probs given: (h - 1 / (2 beta))^2 with h the difference
+    of the two log-ratios. TRL 1.16's ``loss_type="ipo"`` divides each completion's log-ratio by its
+    length first (its code comment: the form the IPO authors confirmed), so the same beta is a different
+    strength in the two. The kit gives TRL's form with per-token log-probs, ``DPOConfig(reduction="mean")``:
+    policy and reference log-probs are then both divided by the completion's length.
     """
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")

@@ -54,9 +54,12 @@ def _metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor, on_device: bool =
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, on_device: bool = False) -> tuple[torch.Tensor, dict]:
     """Pairwise Bradley-Terry loss, -mean log sigmoid(r_w - r_l). r_chosen, r_rejected: (N,).
 
-    Returns ``(loss, stats)`` with stats named as in TRL (rewards/chosen, .../rejected,
-    .../margins, .../accuracies): floats, or 0-d tensors on the device with ``on_device``
-    (a training loop reads them in batches, `config.DeviceScalars`).
+    Returns ``(loss, stats)``: rewards/chosen, .../rejected, .../margins, .../accuracies (the names
+    TRL's DPOTrainer gives its implicit rewards, kept for symmetry with `rlhf_lab.dpo`). TRL 1.16's
+    RewardTrainer logs the same quantities as ``accuracy`` and ``margin`` (with ``min_reward``,
+    ``mean_reward`` and ``max_reward`` over all rewards of the batch); read these names side by side
+    when comparing with it. Floats, or 0-d tensors on the device with ``on_device`` (a training loop
+    reads them in batches, `config.DeviceScalars`).
     """
     loss = -F.logsigmoid(r_chosen - r_rejected).mean()
     return loss, _metrics(r_chosen, r_rejected, on_device)
