@@ -33,6 +33,8 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 import torch
 
+from .store import ranking_to_pairs
+
 ELO_SCALE = 400 / math.log(10)   # Elo points per nat of log-odds
 
 
@@ -141,8 +143,6 @@ def agreement_matrix(records, labelers: list[str] | None = None):
 
 def comparisons_from_records(records) -> list[tuple[str, str]]:
     """(winner, loser) items "<prompt_id>/<completion index>" from each record's C(K, 2) pairs."""
-    from .preferences import ranking_to_pairs
-
     return [(f"{r.prompt_id}/{w}", f"{r.prompt_id}/{l}") for r in records for w, l in ranking_to_pairs(r.ranking)]
 
 

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .aggregation import elo_update, kendall_tau
 from .artefacts import LOADED
 from .exercises import exercise
 # Records and their store live in `store`; re-exported so notebooks import one module.
 from .store import (MAX_K, MIN_K, SCHEMA_VERSION, PreferenceFileError, PreferenceRecord,  # noqa: F401
-                    PreferenceStore, parse_records, ranking_problem)
+                    PreferenceStore, parse_records, ranking_problem, ranking_to_pairs)
 from .world import Prompt, judge_completion
 
 SHIPPED = "preferences/simulated.jsonl"
@@ -145,14 +146,6 @@ def sample_for_labeling(model, tokenizer, prompts: list[Prompt], k: int = 4, max
 
 
 # ---- derived data: pairs, TRL columns, split by prompt ------------------------------------
-
-def ranking_to_pairs(ranking: list[int]) -> list[tuple[int, int]]:
-    """The C(K, 2) (winner, loser) index pairs of a best-to-worst ranking.
-
-    [2, 0, 1] -> [(2, 0), (2, 1), (0, 1)]: every completion beats all that come after it.
-    """
-    return [(ranking[i], ranking[j]) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
-
 
 def to_pairs(records: Iterable[PreferenceRecord]) -> list[dict]:
     """One row (prompt, chosen, rejected) per comparison, C(K, 2) per record, with ids kept."""
@@ -269,8 +262,6 @@ def _kendall_exercise(answer) -> tuple[bool, str]:
     """A function (ranking_a, ranking_b) -> Kendall tau, compared with aggregation.kendall_tau."""
     import random
 
-    from .aggregation import kendall_tau
-
     rng = random.Random(2)
     cases = [([0, 1, 2], [0, 1, 2]), ([0, 1, 2], [2, 1, 0]), ([0, 1, 2, 3], [1, 0, 2, 3])]
     cases += [(rng.sample(range(k), k), rng.sample(range(k), k)) for k in (4, 5, 9) for _ in range(3)]
@@ -284,8 +275,6 @@ def _kendall_exercise(answer) -> tuple[bool, str]:
 @exercise("02.3")
 def _elo_exercise(answer) -> tuple[bool, str]:
     """A function (r_winner, r_loser, k_factor) -> new (r_winner, r_loser), compared with elo_update."""
-    from .aggregation import elo_update
-
     for rw, rl, k in ((1000, 1000, 32), (1200, 1000, 32), (900, 1300, 16), (1500, 1500, 10)):
         expected, got = elo_update(rw, rl, k), tuple(map(float, answer(rw, rl, k)))
         if max(abs(g - e) for g, e in zip(got, expected)) > 1e-6:

@@ -284,3 +284,11 @@ def parse_records(data: bytes, path: str | os.PathLike = "<bytes>") -> list[Pref
                                           "the file was edited or damaged: fix or delete that line") from None
             raise PreferenceFileError(f"{path}, line {n}: invalid record: {_describe(err)}") from None
     return records
+
+
+def ranking_to_pairs(ranking: list[int]) -> list[tuple[int, int]]:
+    """The C(K, 2) (winner, loser) index pairs of a best-to-worst ranking.
+
+    [2, 0, 1] -> [(2, 0), (2, 1), (0, 1)]: every completion beats all that come after it.
+    """
+    return [(ranking[i], ranking[j]) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
