@@ -32,6 +32,7 @@ Folders of the kit's older format (backbone + ``reward_head.safetensors``) still
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -154,7 +155,7 @@ class RewardModel(nn.Module):
         model's weights, the head's bias folded into the final layer norm's bias."""
         from transformers import AutoModelForSequenceClassification
 
-        config = self.backbone.config.__class__.from_dict(self.backbone.config.to_dict())
+        config = copy.deepcopy(self.backbone.config)
         config.num_labels, config.pad_token_id = 1, self.tokenizer.pad_token_id
         config.architectures = None
         with torch.random.fork_rng(devices=[]):          # its random init must not move the run's RNG
@@ -257,10 +258,9 @@ def convert(path) -> Path:
 def reward_function(rm: "RewardModel", batch_size: int = 64):
     """The reward model as a reward function for TRL's GRPOTrainer and RLOOTrainer
     (``reward_funcs=[reward_function(rm)]``): scores as the kit does, EOS included."""
-    def tiny_rm(prompts, completions, **kwargs) -> list[float]:
+    def reward_model(prompts, completions, **kwargs) -> list[float]:   # TRL logs it by its __name__
         return rm.score(list(prompts), list(completions), batch_size=batch_size).tolist()
-    tiny_rm.__name__ = "reward_model"
-    return tiny_rm
+    return reward_model
 
 
 SHIPPED_REWARD_MODEL = "tiny-rm"

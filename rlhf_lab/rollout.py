@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from .config import float32_head
 from .generation import logprobs_from_logits, position_ids_from_mask, response_states
-from .packing import PackedBatch, pack, packed_hidden, packed_hidden_at, place
+from .packing import PackedBatch, pack, packed_hidden, place
 from .ppo import entropy_from_logits
 from .world import Prompt
 
@@ -76,7 +76,9 @@ class ValueModel(nn.Module):
     def packed(self, rows: "PackedEpisodes") -> torch.Tensor:
         """V(s_t) of `pack_episodes`' rows, (n, T) zero-padded like `packed_policy_forward`'s."""
         b = rows.batch
-        return rows.dense(float32_head(self.head, packed_hidden_at(self.backbone, b, b.token_row, b.predictor_col)))
+        # every response token is read: the whole forward, indexed (packed_hidden_at's last-block shortcut
+        # gathers keys and values per read position, M x W x d, which is for a few reads, not for every token)
+        return rows.dense(float32_head(self.head, packed_hidden(self.backbone, b)[b.token_row, b.predictor_col]))
 
 
 def policy_forward(model, input_ids, attention_mask, start: int, temperature: float,
