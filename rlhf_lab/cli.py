@@ -4,6 +4,8 @@
     rlhf-lab sft                 # SFT on demonstrations     -> runs/models/tiny-sft
     rlhf-lab sample --n 8        # eight reviews with their gold scores
     rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
+    rlhf-lab label-set make --n 20 --k 4 --out class-set.jsonl   # one set a whole class ranks
+    rlhf-lab labels pool DIR --set class-set.jsonl --out pooled.jsonl   # a class's labels + agreement
     rlhf-lab reward              # Bradley-Terry reward model on the labels -> runs/reward_model
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
     rlhf-lab rloo / grpo         # critic-free RL from K samples per prompt     -> runs/rloo, runs/grpo
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder for simulated.jsonl and metadata.json (default runs/preferences)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing simulated.jsonl in --out")
     _add_common(p)
+
+    from .cli_labels import add_parsers
+    add_parsers(sub)   # label-set make/show, labels pool/export
 
     p = sub.add_parser("reward", help="train the Bradley-Terry reward model on ranked completions (notebook 03)")
     p.add_argument("--labels", default=None, help="preference file (default: the shipped simulated labels)")
@@ -363,6 +368,12 @@ def _run_prepare(args) -> None:
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + f", total {sum(seconds.values()):.0f} s")
 
 
+def _run_labels(args) -> None:
+    from .cli_labels import run
+
+    run(args)
+
+
 def _run_reward_convert(args) -> None:
     from .reward_model import convert
 
@@ -382,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
          "reward": _run_reward, "ppo": _run_ppo, "rloo": _run_group, "grpo": _run_group,
-         "prepare": _run_prepare, "reward-convert": _run_reward_convert}[args.command](args)
+         "prepare": _run_prepare, "reward-convert": _run_reward_convert, "label-set": _run_labels,
+         "labels": _run_labels}[args.command](args)
     except (ModelLoadError, ChainError, ValueError, FloatingPointError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split()) or type(err).__name__   # one line
         print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)

@@ -19,8 +19,9 @@ This module is the data half of notebook 02:
   with ``prompt_id``, ``group_id`` and ``labeler``, optionally in TRL's conversational form.
 
 Rankings are strict: ties are not allowed (a tie would give no pair and is better
-expressed by skipping). When one labeler submits the same prompt twice (two notebooks on
-one file) both lines are kept; `latest_records` keeps the later one per (labeler, prompt).
+expressed by skipping). The store is a log: a corrected ranking is a new line, an "undo
+submit" a retraction line. `load_preferences` returns the labels that count
+(`current_records`: the latest record per (labeler, prompt), retracted ones left out).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .artefacts import LOADED
 from .exercises import exercise
 # Records and their store live in `store`; re-exported so notebooks import one module.
 from .store import (MAX_K, MIN_K, SCHEMA_VERSION, PreferenceFileError, PreferenceRecord,  # noqa: F401
-                    PreferenceStore, parse_records, ranking_problem, ranking_to_pairs)
+                    PreferenceStore, current_records, parse_records, ranking_problem, ranking_to_pairs)
 from .world import Prompt, judge_completion
 
 SHIPPED = "preferences/simulated.jsonl"
@@ -45,26 +46,18 @@ SHIPPED = "preferences/simulated.jsonl"
 
 
 def load_preferences(path: str | os.PathLike | None = None, labeler: str | None = None) -> list[PreferenceRecord]:
-    """Records of a preference file (default: the shipped simulated data set), optionally one labeler's."""
+    """The rankings that count in a preference file (default: the shipped simulated data set),
+    optionally one labeler's: the latest per (labeler, prompt), none where it was retracted
+    (`current_records`). ``PreferenceStore(path).read()`` gives the whole log."""
     from .config import data_dir   # torch-free import of this module: store writers start fast
 
     if path is not None and not Path(path).exists():
         raise FileNotFoundError(f"preference file {path} not found (the shipped labels are {data_dir() / SHIPPED}; "
                                 f"a student's are in runs/labels/<name>.jsonl)")
     path = path or data_dir() / SHIPPED
-    records = PreferenceStore(path).read()
+    records = current_records(PreferenceStore(path).read())
     LOADED.append(("labels", str(path)))
     return [r for r in records if labeler is None or r.labeler == labeler]
-
-
-def latest_records(records: Iterable[PreferenceRecord]) -> list[PreferenceRecord]:
-    """One record per (labeler, prompt id): the latest submission wins (file order breaks ties)."""
-    latest: dict[tuple[str, str], PreferenceRecord] = {}
-    for r in records:
-        key = (r.labeler, r.prompt_id)
-        if key not in latest or r.created_at >= latest[key].created_at:
-            latest[key] = r
-    return list(latest.values())
 
 
 # ---- sampling K completions per prompt ----------------------------------------------------
@@ -78,6 +71,8 @@ class LabelTask:
     gold: tuple[float, ...]
     """Gold r*(x, y_k) from the world's judges (hidden from a human labeler)."""
     model: str
+    set_id: str | None = None
+    """The labeling set this task belongs to (`rlhf_lab.label_sets`), None when freshly sampled."""
 
     @property
     def prompt_id(self) -> str:
@@ -93,7 +88,7 @@ def make_record(task: LabelTask, ranking: list[int], labeler: str, source: str =
     """The record of ``labeler``'s ranking of ``task`` (validated)."""
     return PreferenceRecord(prompt_id=task.prompt_id, prompt=task.prompt.text, completions=list(task.completions),
                             ranking=list(ranking), labeler=labeler, source=source, model=task.model,
-                            gold=list(task.gold), seconds=seconds)
+                            gold=list(task.gold), seconds=seconds, set_id=task.set_id)
 
 
 def sample_for_labeling(model, tokenizer, prompts: list[Prompt], k: int = 4, max_new_tokens: int = 48,
@@ -202,12 +197,20 @@ def export_pairs(records: Iterable[PreferenceRecord], path: str | os.PathLike, c
     suffix = Path(path).suffix.lower()
     if suffix not in (".jsonl", ".parquet"):
         raise ValueError(f"{path}: export to a .jsonl or .parquet file (got {suffix or 'no suffix'!r})")
+    import datasets
+
     ds = to_dataset(records, conversational)
     buf = io.BytesIO()
-    if suffix == ".jsonl":
-        ds.to_json(buf, lines=True, force_ascii=False)
-    else:
-        ds.to_parquet(buf)
+    quiet = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()     # a bar for writing to memory in a millisecond is noise
+    try:
+        if suffix == ".jsonl":
+            ds.to_json(buf, lines=True, force_ascii=False)
+        else:
+            ds.to_parquet(buf)
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
     write_bytes(path, buf.getvalue())
     return len(ds)
 

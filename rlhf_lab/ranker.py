@@ -3,14 +3,25 @@
 InstructGPT's labelers (Ouyang et al. 2022, §3.5 and Appendix B) saw one prompt and its K
 outputs and ranked them best to worst. `Ranker` does the same in a notebook:
 
-* click the best completion, then the best of the rest, ... until all K carry a rank;
+* the completions carry letters A, B, C, ...; click the best, then the best of the rest,
+  ... until all K carry a rank;
 * **undo** the last click, **reset** the prompt, **skip** it (it is offered again at the
   end, or the next time the cell runs), **submit** when all are ranked;
 * each submission is appended to a `PreferenceStore` and fsynced *before* the form says
-  "saved"; if saving fails the ranking stays on screen and submit can be clicked again;
+  "saved C > A > D > B"; if saving fails the ranking stays on screen and submit can be
+  clicked again;
+* **undo submit** takes back the last saved ranking: it appends a retraction (the file stays
+  append-only; the latest record per prompt counts, `store.current_records`) and brings the
+  prompt back with that ranking on screen, to be corrected and submitted again;
+* "labeled so far" lists this labeler's rankings with the best and the worst completion;
+* a click that arrives within ``min_seconds`` of a new prompt appearing is ignored: the second
+  half of a double click must not rank or save a prompt the person has not seen;
 * re-running the cell (say after a kernel restart) resumes: prompts this labeler has
-  already ranked in that file are not shown again;
-* for K = 2 an A/B mode shows the two side by side: one click chooses and saves.
+  already ranked in that file are not shown again; where the widget cannot be drawn (a page
+  reloaded while the kernel lives on) the cell shows "re-run this cell to continue";
+* for K = 2 an A/B mode shows the two side by side: one click chooses and saves;
+* with a labeling set (`Ranker.from_set`), every student ranks the same completions into
+  ``runs/labels/<set id>/<labeler>.jsonl``, and the records carry the set's id for pooling.
 
 All the logic is in plain methods behind the buttons, so tests drive it with
 ``button.click()``, and `Ranker.rank_with(labeler)` lets a simulated labeler click through
@@ -20,11 +31,14 @@ from __future__ import annotations
 
 import html
 import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import ipywidgets as W
 
-from .preferences import LabelTask, PreferenceStore, make_record
+from .preferences import LabelTask, PreferenceRecord, PreferenceStore, current_records, make_record
+from .store import as_utc
 
 class NotSaved(RuntimeError):
     """Submitting failed (the store could not be written); the ranking is still on screen."""
@@ -38,11 +52,13 @@ class Ranker:
     """Rank the completions of each task; records go to ``store`` under ``labeler``.
 
     ``mode``: "rank" (click order), "ab" (K = 2 side by side, a click saves), or "auto"
-    ("ab" when every task has K = 2, else "rank").
+    ("ab" when every task has K = 2, else "rank"). ``min_seconds``: clicks this soon after a new
+    prompt appears are ignored (a double click); `rank_with` clicks with 0.
     """
 
     def __init__(self, tasks: list[LabelTask], store: PreferenceStore | str | Path, labeler: str,
-                 source: str = "human", mode: str = "auto"):
+                 source: str = "human", mode: str = "auto", min_seconds: float = 0.3):
+        tasks = list(getattr(tasks, "tasks", tasks))   # a LabelSet, or a list of tasks
         if not tasks:
             raise ValueError("no tasks to rank: sample some with preferences.sample_for_labeling")
         if not labeler or not labeler.strip():
@@ -58,19 +74,54 @@ class Ranker:
             raise ValueError(f"mode must be 'rank', 'ab' or 'auto', got {mode!r}")
         if mode == "ab" and any(t.k != 2 for t in tasks):
             raise ValueError("A/B mode needs exactly 2 completions per task")
+        set_ids = {t.set_id for t in tasks}
+        if len(set_ids) > 1:
+            raise ValueError(f"the tasks come from several labeling sets ({sorted(map(str, set_ids))}); rank one at a time")
         self.store = store if isinstance(store, PreferenceStore) else PreferenceStore(store)
-        self.labeler, self.source, self.mode = labeler.strip(), source, mode
-        done = self.store.labeled_prompt_ids(self.labeler)        # resume: skip what is saved
+        self.labeler, self.source, self.mode, self.min_seconds = labeler.strip(), source, mode, min_seconds
+        self.set_id = set_ids.pop()
+        log = self.store.read()
+        other = {r.set_id for r in log} - {self.set_id}
+        if other:
+            have = "freshly sampled completions" if other == {None} else f"the labeling set {sorted(map(str, other))[0]}"
+            want = f"the set {self.set_id}" if self.set_id else "freshly sampled completions"
+            raise ValueError(f"{self.store.path} holds labels of {have}; rank {want} into another file "
+                             "(Ranker.from_set puts each set in runs/labels/<set id>/<labeler>.jsonl)")
+        self.tasks = {t.prompt_id: t for t in tasks}
+        # resume: this labeler's rankings that count, in the order they were made
+        self.records = {r.prompt_id: r for r in sorted(current_records(log), key=lambda r: as_utc(r.created_at))
+                        if r.labeler == self.labeler and r.prompt_id in self.tasks}
         self.total = len(tasks)
-        self.already = sum(t.prompt_id in done for t in tasks)
-        self.queue = [t for t in tasks if t.prompt_id not in done]
+        self.queue = [t for t in tasks if t.prompt_id not in self.records]
         self.skipped: list[LabelTask] = []
         self.saved: list = []
         self.order: list[int] = []
         self.last_error: Exception | None = None   # the last error a button showed
+        self.ignored_clicks = 0                     # clicks dropped as the second half of a double click
         self._shown_at = time.perf_counter()
+        self._new_prompt_at = float("-inf")         # when a click last brought up a new prompt
         self._build(max(t.k for t in tasks))
         self._show()
+
+    @classmethod
+    def from_set(cls, label_set, labeler: str, folder: str | Path | None = None, **kwargs) -> "Ranker":
+        """Rank a labeling set (a `LabelSet` or its file) into ``<folder>/<set id>/<labeler>.jsonl``
+        (default folder: runs/labels), the file a student hands in for pooling."""
+        from .config import runs_dir
+        from .label_sets import LabelSet, load_label_set
+
+        if not isinstance(label_set, LabelSet):
+            label_set = load_label_set(label_set)
+        name = labeler.strip() if labeler else ""
+        if not name or any(c in name for c in "/\\") or name.startswith("."):
+            raise ValueError(f"labeler {labeler!r}: give a name without slashes (it becomes the file name)")
+        folder = Path(folder) if folder is not None else runs_dir("labels")
+        return cls(label_set, folder / label_set.set_id / f"{name}.jsonl", name, **kwargs)
+
+    @property
+    def already(self) -> int:
+        """Prompts of these tasks that this labeler had ranked before this ranker started."""
+        return len(set(self.records) - {r.prompt_id for r in self.saved})
 
     # ---- layout ----------------------------------------------------------------------------
     def _build(self, k_max: int) -> None:
@@ -82,7 +133,7 @@ class Ranker:
         for k in range(k_max):
             button = W.Button(layout=W.Layout(flex="0 0 120px", width="120px", height="auto", min_height="36px"))
             button.add_class(f"rlhf-rank-{k}")
-            button.on_click(self._guard(lambda _, k=k: self.pick(k)))
+            button.on_click(self._guard(lambda _, k=k: self.pick(k), debounce=True))
             text = W.HTML(layout=W.Layout(flex="1 1 auto", width="auto", min_width="0"))
             self.buttons.append(button)
             self.texts.append(text)
@@ -96,24 +147,38 @@ class Ranker:
         self.submit_button = W.Button(description="submit", icon="check", button_style="primary",
                                       tooltip="save this ranking")
         self.revisit_button = W.Button(description="revisit skipped", icon="backward")
+        self.undo_submit_button = W.Button(description="undo submit", icon="history",
+                                           tooltip="take back the last saved ranking and correct it")
         for b, f in ((self.undo_button, self.undo), (self.reset_button, self.reset), (self.skip_button, self.skip),
-                     (self.submit_button, self.submit), (self.revisit_button, self.revisit)):
-            b.add_class(f"rlhf-{b.description.split()[0]}")
-            b.on_click(self._guard(lambda _, f=f: f()))
+                     (self.submit_button, self.submit), (self.revisit_button, self.revisit),
+                     (self.undo_submit_button, self.undo_submit)):
+            b.add_class(f"rlhf-{b.description.replace(' ', '-')}")
+            b.on_click(self._guard(lambda _, f=f: f(), debounce=f != self.revisit))
         self.status = W.HTML()
-        controls = [self.skip_button, self.revisit_button] if self.mode == "ab" else \
-            [self.undo_button, self.reset_button, self.skip_button, self.submit_button, self.revisit_button]
+        self.history = W.HTML()
+        self.history_box = W.Accordion(children=[self.history], titles=("labeled so far",))
+        controls = [self.skip_button, self.revisit_button, self.undo_submit_button] if self.mode == "ab" else \
+            [self.undo_button, self.reset_button, self.skip_button, self.submit_button, self.revisit_button,
+             self.undo_submit_button]
         body = W.HBox(self.rows) if self.mode == "ab" else W.VBox(self.rows)
         self.widget = W.VBox([self.title, W.HBox([self.progress, self.counter]), self.prompt_box, body,
-                              W.HBox(controls), self.status],
+                              W.HBox(controls), self.status, self.history_box],
                              layout=W.Layout(border="1px solid #ddd", padding="10px", max_width="900px"))
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # what a page shows when it cannot draw the widget (reloaded while the kernel lives on)
+        bundle["text/plain"] = (f"Ranker ({self.labeler}, {self.store.path.name}): re-run this cell to continue: "
+                                f"{self.labeled} / {self.total} labeled")
+        return bundle
 
-    def _guard(self, f):
-        """Button callbacks print nowhere visible in JupyterLab: show any error in the form."""
+    def _guard(self, f, debounce: bool = False):
+        """Button callbacks print nowhere visible in JupyterLab: show any error in the form. With
+        ``debounce``, a click within ``min_seconds`` of a new prompt appearing is dropped."""
         def run(*args):
+            if debounce and time.monotonic() - self._new_prompt_at < self.min_seconds:
+                self.ignored_clicks += 1
+                return
             try:
                 f(*args)
             except Exception as err:  # noqa: BLE001 - shown to the person, and kept on the object
@@ -132,7 +197,7 @@ class Ranker:
 
     @property
     def labeled(self) -> int:
-        return self.already + len(self.saved)
+        return len(self.records)
 
     @property
     def done(self) -> bool:
@@ -145,13 +210,17 @@ class Ranker:
         self.counter.value = f"  {self.labeled} / {self.total} labeled" + \
             (f", {len(self.skipped)} skipped" if self.skipped else "")
         self.revisit_button.layout.display = None if (self.skipped and task is None) else "none"
+        self.undo_submit_button.disabled = not self.records
+        self._show_history()
         if task is None:
             self.prompt_box.value = ""
             for row in self.rows:
                 row.layout.display = "none"
             for b in (self.undo_button, self.reset_button, self.skip_button, self.submit_button):
                 b.disabled = True
-            left = f" {len(self.skipped)} skipped prompts remain: revisit them now or next time." if self.skipped else ""
+            n = len(self.skipped)
+            left = (f" {n} skipped prompt{'s' if n > 1 else ''} remain{'' if n > 1 else 's'}: revisit "
+                    f"{'them' if n > 1 else 'it'} now or next time." if n else "")
             self.title.value = f"<b>No prompts left to rank in this session.</b>{left}"
             return
         how = ("Which review is better? One click saves it." if self.mode == "ab" else
@@ -166,14 +235,13 @@ class Ranker:
                 continue
             ranked = k in self.order
             if self.mode == "ab":
-                button.description = f"{'AB'[k]} is better"
+                button.description = f"{LETTERS[k]} is better"
             else:
                 button.description = f"#{self.order.index(k) + 1}" if ranked else f"pick as #{len(self.order) + 1}"
             button.button_style = "success" if ranked else ""
             button.disabled = ranked
             style = _TEXT_STYLE.format(border="#2e7d32" if ranked else "#ddd", background="#eef7ee" if ranked else "#fff")
-            label = f"<b>{'AB'[k]}</b> " if self.mode == "ab" else ""
-            text.value = f"<div style='{style}'>{label}{html.escape(task.completions[k].strip())}</div>"
+            text.value = f"<div style='{style}'><b>{LETTERS[k]}</b> {html.escape(task.completions[k].strip())}</div>"
         complete = len(self.order) == task.k
         self.submit_button.disabled = not complete
         self.undo_button.disabled = self.reset_button.disabled = not self.order
@@ -185,8 +253,9 @@ class Ranker:
         task = self.current
         if task is None or not 0 <= k < task.k:
             raise ValueError(f"no completion {k} to rank here")
-        if k in self.order:
-            raise ValueError(f"completion {k} is already ranked #{self.order.index(k) + 1}; undo first")
+        if k in self.order:   # its button is disabled on screen: a late click, not an error
+            self._say(f"{LETTERS[k]} is already ranked #{self.order.index(k) + 1} (undo to change it)")
+            return
         self.order.append(k)
         if self.mode == "ab":
             self.order.append(1 - k)
@@ -211,13 +280,14 @@ class Ranker:
             return
         self.skipped.append(self.queue.pop(0))
         self.order = []
-        self._shown_at = time.perf_counter()
+        self._next_prompt()
         self._say("skipped: it comes back at the end (or next time you run the cell)")
         self._show()
 
     def revisit(self) -> None:
         self.queue += self.skipped
         self.skipped = []
+        self._next_prompt()
         self._say("the skipped prompts are back in the queue")
         self._show()
 
@@ -241,7 +311,10 @@ class Ranker:
             saved = self.store.append(record, once_per_prompt=True)
             if saved is None:
                 self.queue.pop(0)
-                self.order, self.already = [], self.already + 1
+                self.order = []
+                self._next_prompt()
+                self.records[task.prompt_id] = next(r for r in current_records(self.store.read())
+                                                    if r.labeler == self.labeler and r.prompt_id == task.prompt_id)
                 self._say(f"{html.escape(task.prompt_id)} was already saved by another session: not saved twice")
                 self._show()
                 return None
@@ -254,18 +327,61 @@ class Ranker:
             self._show()
             raise NotSaved(f"not saved: {type(err).__name__}: {err}") from err
         self.saved.append(record)
+        self.records[task.prompt_id] = record
         self.queue.pop(0)
         self.order = []
-        self._shown_at = time.perf_counter()
-        self._say(f"&#10003; saved ({self.labeled} / {self.total}) to {html.escape(str(self.store.path))}", "#2e7d32")
+        self._next_prompt()
+        self._say(f"&#10003; saved {html.escape(letters(record.ranking))} ({self.labeled} / {self.total}) to "
+                  f"{html.escape(str(self.store.path))}", "#2e7d32")
         self._show()
         return record
+
+    def undo_submit(self) -> PreferenceRecord:
+        """Take back this labeler's last saved ranking: append a retraction (nothing is rewritten)
+        and bring its prompt back first in the queue, with that ranking on screen to correct."""
+        if not self.records:
+            raise ValueError("nothing submitted to undo")
+        last = list(self.records.values())[-1]
+        retraction = PreferenceRecord(**{**last.model_dump(), "record_id": uuid.uuid4().hex, "retracted": True,
+                                         "created_at": datetime.now(timezone.utc), "seconds": None})
+        try:
+            self.store.append(retraction)
+        except Exception as err:
+            self._say(f"NOT taken back ({html.escape(type(err).__name__)}: {html.escape(str(err))})", "#b00020")
+            raise NotSaved(f"not taken back: {type(err).__name__}: {err}") from err
+        del self.records[last.prompt_id]
+        task = self.tasks[last.prompt_id]
+        self.skipped = [t for t in self.skipped if t is not task]
+        self.queue = [task] + [t for t in self.queue if t is not task]
+        self.order = list(last.ranking)
+        self._next_prompt()
+        self._say(f"took back {html.escape(last.prompt_id)} ({html.escape(letters(last.ranking))}): correct it and submit again")
+        self._show()
+        return retraction
+
+    def _next_prompt(self) -> None:
+        """A new prompt is on screen: time it, and drop clicks that follow too closely."""
+        self._shown_at = time.perf_counter()
+        self._new_prompt_at = time.monotonic()
+
+    def _show_history(self) -> None:
+        done = list(self.records.values())[::-1]
+        self.history_box.set_title(0, f"labeled so far: {len(done)} (latest first)")
+        self.history.value = records_html(done, max_rows=10, columns=("prompt id", "ranking", "best", "worst"))
 
     # ---- driving it from Python ------------------------------------------------------------
     def rank_with(self, labeler, limit: int | None = None) -> list:
         """Let a simulated labeler (anything with ``rank(task) -> ranking``) click through the
         remaining prompts, through the same buttons a person uses. Returns the saved records."""
-        saved_before = len(self.saved)
+        saved_before, min_seconds = len(self.saved), self.min_seconds
+        self.min_seconds = 0.0               # a program clicks at once, on purpose
+        try:
+            self._rank_with(labeler, limit, saved_before)
+        finally:
+            self.min_seconds = min_seconds
+        return self.saved[saved_before:]
+
+    def _rank_with(self, labeler, limit, saved_before) -> None:
         while self.current is not None and (limit is None or len(self.saved) - saved_before < limit):
             n, head = len(self.saved), self.current
             self.last_error = None
@@ -278,22 +394,31 @@ class Ranker:
                 self.submit_button.click()
             if self.last_error is not None or (len(self.saved) == n and self.current is head):
                 raise RuntimeError(f"the ranker did not save {head.prompt_id}: {self.last_error}")
-        return self.saved[saved_before:]
 
 
-def records_html(records, max_rows: int = 8, width: int = 60) -> str:
-    """An HTML table of records (prompt, labeler, ranking, best and worst completion, seconds)."""
+LETTERS = "ABCDEFGHI"   # K <= 9
+
+
+def letters(ranking) -> str:
+    """A ranking [2, 0, 3, 1] as the person saw it: "C > A > D > B"."""
+    return " > ".join(LETTERS[i] for i in ranking)
+
+
+def records_html(records, max_rows: int = 8, width: int = 60,
+                 columns=("prompt id", "prompt", "labeler", "ranking", "best", "worst", "s")) -> str:
+    """An HTML table of records: prompt, labeler, ranking (letters and indices), best and worst
+    completion, seconds; ``columns`` picks which."""
     def cut(text: str) -> str:
         text = " ".join(text.split())
         return html.escape(text if len(text) <= width else text[:width - 1] + "\u2026")
 
-    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
-                   ("prompt id", "prompt", "labeler", "ranking", "best", "worst", "s"))
+    records = list(records)
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in columns)
     rows = []
-    for r in list(records)[:max_rows]:
-        cells = (html.escape(r.prompt_id), cut(r.prompt), html.escape(r.labeler), str(r.ranking),
-                 cut(r.completions[r.ranking[0]]), cut(r.completions[r.ranking[-1]]),
-                 "" if r.seconds is None else f"{r.seconds:.1f}")
-        rows.append("<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>")
+    for r in records[:max_rows]:
+        cells = {"prompt id": html.escape(r.prompt_id), "prompt": cut(r.prompt), "labeler": html.escape(r.labeler),
+                 "ranking": html.escape(f"{letters(r.ranking)} {r.ranking}"), "best": cut(r.completions[r.ranking[0]]),
+                 "worst": cut(r.completions[r.ranking[-1]]), "s": "" if r.seconds is None else f"{r.seconds:.1f}"}
+        rows.append("<tr>" + "".join(f"<td style='text-align:left'>{cells[c]}</td>" for c in columns) + "</tr>")
     more = f"<p>... and {len(records) - max_rows} more</p>" if len(records) > max_rows else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"

@@ -16,6 +16,10 @@ file, the line number and the problem. Nothing already written is rewritten, exc
 next append moves such a torn last line to ``<file>.torn`` first (a valid last record that
 only lacks its newline, say after an editor stripped it, is kept and completed). A UTF-8 byte
 order mark at the start (some editors add one) is accepted.
+
+The file is a log: a labeler who corrects a ranking appends a new record, and "undo submit"
+appends a retraction (``retracted=True``). `current_records` reads the log as the labels that
+count, the latest record per (labeler, prompt), and every reader of labels goes through it.
 """
 from __future__ import annotations
 
@@ -59,6 +63,10 @@ class PreferenceRecord(BaseModel):
     """The world's gold r*(x, y_k) of each completion, kept so later notebooks can compare."""
     seconds: float | None = None
     """Time the labeler spent on this prompt (humans), None for simulated labelers."""
+    set_id: str | None = None
+    """The labeling set the completions came from (`rlhf_lab.label_sets`), None for freshly sampled ones."""
+    retracted: bool = False
+    """True for an "undo submit": this labeler's earlier ranking of this prompt no longer counts."""
 
     @model_validator(mode="after")
     def _check_ranking(self) -> "PreferenceRecord":
@@ -126,8 +134,8 @@ class PreferenceStore:
 
     def append(self, record: PreferenceRecord | dict, once_per_prompt: bool = False) -> PreferenceRecord | None:
         """Validate, write and fsync one record; returns it as stored. With ``once_per_prompt``,
-        a record whose (labeler, prompt id) the file already holds is not written and None is
-        returned: the check and the write happen under one lock, so two processes of one labeler
+        a ranking whose (labeler, prompt id) already counts in the file is not written and None is
+        returned (a retraction always is): the check and the write happen under one lock, so two processes of one labeler
         submitting the same prompt at once save it exactly once."""
         out = self.extend([record], once_per_prompt=once_per_prompt)
         return out[0] if out else None
@@ -151,10 +159,10 @@ class PreferenceStore:
                 try:
                     self._repair_tail(fd)
                     if once_per_prompt:   # checked under the same lock as the write
-                        done = {(r.labeler, r.prompt_id) for r in parse_records(_read_fd(fd), self.path)}
+                        done = {(r.labeler, r.prompt_id) for r in current_records(parse_records(_read_fd(fd), self.path))}
                         keep = []
                         for i, r in enumerate(out):
-                            if (r.labeler, r.prompt_id) not in done:
+                            if r.retracted or (r.labeler, r.prompt_id) not in done:
                                 done.add((r.labeler, r.prompt_id))
                                 keep.append(i)
                         lines, out = [lines[i] for i in keep], [out[i] for i in keep]
@@ -229,8 +237,9 @@ class PreferenceStore:
         return len(self.read())
 
     def labeled_prompt_ids(self, labeler: str) -> set[str]:
-        """Prompt ids this labeler has already ranked in this file (what a resumed ranker skips)."""
-        return {r.prompt_id for r in self.read() if r.labeler == labeler}
+        """Prompt ids this labeler's ranking currently counts for in this file (what a resumed ranker
+        skips): the latest record per prompt wins, and a retracted one leaves the prompt unlabeled."""
+        return {r.prompt_id for r in current_records(self.read()) if r.labeler == labeler}
 
 
 BOM = b"\xef\xbb\xbf"
@@ -292,3 +301,26 @@ def ranking_to_pairs(ranking: list[int]) -> list[tuple[int, int]]:
     [2, 0, 1] -> [(2, 0), (2, 1), (0, 1)]: every completion beats all that come after it.
     """
     return [(ranking[i], ranking[j]) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
+
+
+def as_utc(t: datetime) -> datetime:
+    """A timestamp as an aware UTC time; a naive one (a hand-edited line without a zone) is read as UTC."""
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def current_records(records: Iterable[PreferenceRecord]) -> list[PreferenceRecord]:
+    """The rankings that count: one per (labeler, prompt id), the latest submission, and none where
+    the latest is a retraction ("undo submit").
+
+    "Latest" is by ``created_at``, with naive timestamps read as UTC so that hand-edited lines with
+    and without a time zone compare; equal times go to the record read later (file order, and the
+    order of the files for records read from several). The result keeps the winners' reading order.
+    """
+    records = list(records)
+    latest: dict[tuple[str, str], tuple[datetime, int]] = {}
+    for i, r in enumerate(records):
+        key, stamp = (r.labeler, r.prompt_id), (as_utc(r.created_at), i)
+        if key not in latest or stamp >= latest[key]:
+            latest[key] = stamp
+    keep = sorted(i for _, i in latest.values())
+    return [records[i] for i in keep if not records[i].retracted]

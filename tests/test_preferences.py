@@ -22,7 +22,7 @@ from rlhf_lab.config import data_dir
 from rlhf_lab.exercises import check
 from rlhf_lab.labelers import PERSONAS, SimulatedLabeler, features, label_tasks, make_labelers
 from rlhf_lab.preferences import (LabelTask, PreferenceFileError, PreferenceRecord, PreferenceStore,
-                                  export_trl, latest_records, load_preferences,
+                                  export_trl, current_records, load_preferences,
                                   ranking_to_pairs, sample_for_labeling, split_by_prompt, to_pairs)
 from rlhf_lab.world import Prompt, ReviewWorld
 
@@ -266,11 +266,11 @@ def test_a_writer_killed_mid_run_leaves_every_reported_record_readable(tmp_path)
     assert [r.prompt_id for r in new.read()][-1] == "after"
 
 
-def test_latest_records_keeps_the_later_duplicate():
+def test_current_records_keeps_the_later_duplicate():
     first = record([0, 1, 2])
     second = record([2, 1, 0])
     other = record(labeler="bob")
-    assert latest_records([first, second, other]) == [second, other]
+    assert current_records([first, second, other]) == [second, other]
 
 
 # ---- pairs --------------------------------------------------------------------------------
