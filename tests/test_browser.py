@@ -2,8 +2,10 @@
 
 Starts ``jupyter lab`` from this Python's environment on a free localhost port, opens a small
 notebook in Debian's Chromium driven by Playwright (``executable_path``: Playwright's own
-browser downloads are not used), runs it, ranks K = 4 completions by clicking, submits, and
-checks the saved record. Skipped only when /usr/bin/chromium is missing outside CI.
+browser downloads are not used), runs it, ranks K = 4 completions by clicking, submits, takes
+the submission back ("undo submit"), corrects it, submits with a double click, and checks the
+saved records: the ranking, its retraction and the correction, and nothing saved twice.
+Skipped only when /usr/bin/chromium is missing outside CI.
 """
 import json
 import os
@@ -23,6 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ORDER = [2, 0, 3, 1]        # the ranking the "person" clicks, best first
+CORRECTED = [3, 1, 0, 2]    # and the ranking they correct it to after "undo submit"
 
 
 def _require_browser():
@@ -149,14 +152,32 @@ def test_rank_in_jupyterlab_in_headless_chromium(tmp_path):
                 submit = page.locator("button.rlhf-submit")
                 expect(submit).to_be_enabled()
                 submit.click()
-                expect(page.get_by_text("saved (1 / 2)")).to_be_visible()
+                expect(page.get_by_text("saved C > A > D > B (1 / 2)")).to_be_visible()
                 expect(buttons[0]).to_have_text("pick as #1")           # the next prompt is up
+                page.wait_for_timeout(500)                              # past the double-click guard
+                page.locator("button.rlhf-undo-submit").click()          # a mistake: take it back
+                expect(page.get_by_text("took back ins-train-00000")).to_be_visible()
+                for rank, k in enumerate(ORDER, 1):                     # the old ranking is back on screen
+                    expect(buttons[k]).to_have_text(f"#{rank}")
+                page.wait_for_timeout(500)
+                page.locator("button.rlhf-reset").click()
+                for rank, k in enumerate(CORRECTED, 1):
+                    buttons[k].click()
+                    expect(buttons[k]).to_have_text(f"#{rank}")
+                submit.dblclick()                                       # a double click saves once
+                expect(page.get_by_text("saved D > B > A > C (1 / 2)")).to_be_visible()
+                expect(buttons[0]).to_have_text("pick as #1")
+                page.wait_for_timeout(500)
             finally:
                 browser.close()
     finally:
         _stop(lab)
     records = [json.loads(line) for line in store.read_text().splitlines()]
-    assert len(records) == 1
+    assert len(records) == 3                    # the ranking, its retraction, the correction: nothing else
     assert records[0]["ranking"] == ORDER and records[0]["labeler"] == "browser-test"
     assert records[0]["prompt_id"] == "ins-train-00000" and records[0]["source"] == "human"
+    assert records[1]["retracted"] and records[1]["ranking"] == ORDER
+    assert records[2]["ranking"] == CORRECTED and not records[2]["retracted"]
+    from rlhf_lab.preferences import load_preferences
+    assert [(r.prompt_id, r.ranking) for r in load_preferences(store)] == [("ins-train-00000", CORRECTED)]
     print(f"browser round trip in {time.perf_counter() - start:.1f} s")
