@@ -188,6 +188,31 @@ def _build_reward_model(profile: Profile, device=None, progress: bool = True) ->
 BUILDERS = {"sft": _build_sft, "labels": _build_labels, "reward_model": _build_reward_model}
 
 
+def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[list, str]:
+    """The rankings notebook 03 trains its reward model on, and a sentence that says which:
+
+    * ``labels``, a label file (say a class's pooled labels), with every labeler's rankings in it;
+    * else the student's own files under runs/labels/ (labeling sets' subfolders included), the
+      latest ranking per (labeler, prompt), when they hold at least ``min_own``;
+    * else the profile's simulated labels of `LABELER`.
+    """
+    from .config import runs_dir
+    from .preferences import PreferenceStore, current_records, load_preferences
+
+    if labels:
+        records = load_preferences(labels)
+        if not records:
+            raise ValueError(f"{labels} holds no rankings that count (empty, or every one retracted)")
+        return records, f"{short(labels)} ({len(records)} rankings by {len({r.labeler for r in records})} labelers)"
+    folder = runs_dir("labels", create=False)
+    files = sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []
+    own = current_records(r for path in files for r in PreferenceStore(path).read())
+    if len(own) >= min_own:
+        return own, f"your labels ({len(own)} rankings in {', '.join(p.name for p in files)})"
+    return (load_preferences(profile.labels, labeler=LABELER),
+            f"the {profile.name} chain's simulated labels (labeler {LABELER})")
+
+
 def short(path) -> str:
     """A name as given, a path under the runs folder as runs/..., one under the repository as data/...:
     what notebooks print, so that their outputs show no home folder."""

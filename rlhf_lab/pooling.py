@@ -167,18 +167,21 @@ class AgreementReport:
     agreement: dict[str, tuple[float, float]]
     """Each labeler's agreement with the others: (mean over the other labelers, standard error)."""
     pooled: tuple[float, float]
-    """The class: mean of the labelers' agreements, and its standard error over labelers."""
+    """The class: mean of the labelers' agreements, and its standard error over labelers (NaN for two)."""
     outliers: list[str]
 
     def table(self) -> str:
+        def pct(mean: float, se: float) -> str:
+            return f"{100 * mean:5.1f}%" + ("" if math.isnan(se) else f" ± {100 * se:.1f}%")
+
         rows = [f"{'labeler':16s} {'prompts':>7s}  agreement with the others"]
         for name in self.labelers:
-            mean, se = self.agreement[name]
             flag = "  <- far from the rest" if name in self.outliers else ""
-            rows.append(f"{name:16s} {self.n_prompts[name]:7d}  {100 * mean:5.1f} ± {100 * se:.1f}%{flag}")
-        mean, se = self.pooled
-        rows.append(f"{'class':16s} {'':7s}  {100 * mean:5.1f} ± {100 * se:.1f}% over {len(self.labelers)} labelers "
-                    "(InstructGPT's training labelers: 72.6 ± 1.5%)")
+            rows.append(f"{name:16s} {self.n_prompts[name]:7d}  {pct(*self.agreement[name])}{flag}")
+        n = len(self.labelers)
+        rows.append(f"{'class':16s} {'':7s}  {pct(*self.pooled)} over {n} labelers"
+                    + (" (one pair: no standard error)" if n == 2 else "")
+                    + " (InstructGPT's training labelers: 72.6 ± 1.5%)")
         return "\n".join(rows)
 
     def __str__(self) -> str:
@@ -219,8 +222,9 @@ def agreement_report(records) -> AgreementReport:
             rest = [x for x in rest if not math.isnan(x)]
             if len(rest) >= 2 and per[n][0] < np.mean(rest) - max(2 * np.std(rest, ddof=1), 0.05):
                 outliers.append(n)
+    pooled_se = _se(means) if L > 2 else float("nan")   # two labelers share one agreement: no spread to measure
     return AgreementReport(names, {n: len(by[n]) for n in names}, pairwise, tau, per,
-                           (float(np.nanmean(means)), _se(means)), outliers)
+                           (float(np.nanmean(means)), pooled_se), outliers)
 
 
 # ---- the pooled ranking -------------------------------------------------------------------

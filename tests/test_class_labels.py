@@ -192,7 +192,8 @@ def test_two_labelers_rank_one_set_by_clicks_and_pool_with_their_agreement(tmp_p
     report = pooling.agreement_report(two.records)
     by_hand = agg.agreement([r for r in two.records if r.labeler == "ada"], [r for r in two.records if r.labeler == "bob"])
     assert report.agreement["ada"][0] == pytest.approx(by_hand["agreement"]) == report.pooled[0]
-    assert report.tau[0, 1] == pytest.approx(by_hand["tau"]) and "class" in report.table()
+    assert report.tau[0, 1] == pytest.approx(by_hand["tau"])
+    assert math.isnan(report.pooled[1]) and "one pair: no standard error" in report.table()
     out = pooling.write_pool(pool.records, tmp_path / "pooled.jsonl", inputs=pool.files)
     assert len(load_preferences(out)) == 15
     with pytest.raises(ValueError, match="one of the files being pooled"):
@@ -285,3 +286,24 @@ def test_cli_label_set_make_pool_and_export(tmp_path, monkeypatch, capsys):
     assert {x["labeler"] for x in rows} == {"ada", "bob"}
     assert main(["labels", "pool", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.jsonl")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_notebook_03_trains_on_a_pooled_file_when_one_is_given(tmp_path, monkeypatch, set_file):
+    from rlhf_lab import course
+    from rlhf_lab.config import PROFILES
+
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    profile = PROFILES["cpu"]()
+    records, source = course.reward_labels(profile)            # nothing of the student's: the chain's labels
+    assert {r.labeler for r in records} == {"sim-gold"} and "simulated labels" in source
+    for name, persona in (("ada", "gold"), ("bob", "focused")):
+        Ranker.from_set(set_file, name).rank_with(SimulatedLabeler(persona, seed=0))
+    pool = pooling.pool_labels(tmp_path / "runs" / "labels" / load_label_set(set_file).set_id)
+    pooled = pooling.write_pool(pool.records, tmp_path / "pooled.jsonl")
+    records, source = course.reward_labels(profile, pooled)
+    assert len(records) == 10 and {r.labeler for r in records} == {"ada", "bob"} and "2 labelers" in source
+    records, source = course.reward_labels(profile, min_own=10)   # the student's own files, set folders included
+    assert len(records) == 10 and source.startswith("your labels")
+    from rlhf_lab.reward import RewardConfig, train_reward_model
+    _, hist = train_reward_model(RewardConfig(epochs=1, prompts_per_batch=2), records)
+    assert hist.loss and all(math.isfinite(x) for x in hist.loss)
