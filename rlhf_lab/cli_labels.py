@@ -4,6 +4,7 @@
     rlhf-lab label-set show class-set.jsonl                       # check a set and say what it holds
     rlhf-lab labels pool hand-ins/ --set class-set.jsonl --out pooled.jsonl   # + agreement report
     rlhf-lab labels export pooled.jsonl --out pairs.parquet       # TRL's prompt/chosen/rejected
+    rlhf-lab labels export pooled.jsonl --prompts --out prompts.jsonl   # prompts for TRL's GRPO/RLOO
 
 Every option is checked before a model is loaded; files are written atomically.
 """
@@ -43,6 +44,8 @@ def add_parsers(sub) -> None:
     e.add_argument("path", help="a label file (e.g. pooled.jsonl)")
     e.add_argument("--out", required=True, help="pairs file: .jsonl or .parquet")
     e.add_argument("--conversational", action="store_true", help="TRL's conversational format (messages)")
+    e.add_argument("--prompts", action="store_true",
+                   help="write each distinct prompt once (prompt, prompt_id): a prompt set for TRL's GRPO and RLOO")
 
 
 def run(args) -> None:
@@ -117,10 +120,16 @@ def _pool(args) -> None:
 def _export(args) -> None:
     from pathlib import Path
 
-    from .preferences import export_pairs, load_preferences
+    from .preferences import export_pairs, export_prompts, load_preferences
 
     if Path(args.out).suffix.lower() not in (".jsonl", ".parquet"):
         raise ValueError(f"--out {args.out}: export to a .jsonl or .parquet file")
-    n = export_pairs(load_preferences(args.path), args.out, conversational=args.conversational)
+    if args.prompts and args.conversational:
+        raise ValueError("--prompts writes plain-text prompts; leave out --conversational")
+    records = load_preferences(args.path)
+    if args.prompts:
+        print(f"wrote {export_prompts(records, args.out)} prompts (prompt, prompt_id) to {args.out}")
+        return
+    n = export_pairs(records, args.out, conversational=args.conversational)
     print(f"wrote {n} pairs (prompt, chosen, rejected, prompt_id, group_id, labeler) to {args.out}")
 

@@ -6,9 +6,15 @@ that nothing is lost on the way, `reward_loss_at_step0` computes the Bradley-Ter
 reward model on the same pairs twice: with the kit's `bt_loss` on the kit's scores, and with TRL's
 RewardTrainer on its own first batch before its first step (its own tokenisation, EOS appended,
 right padding, the model's last non-PAD token). TRL is an optional extra: ``pip install -e ".[trl]"``.
+
+`kit_reward_model` is the reward model as a TRL reward function that ``trl grpo`` and ``trl rloo``
+import by name (``--reward_funcs rlhf_lab.interop.kit_reward_model``), so a course that outgrows one
+GPU launches TRL on several with the kit's reward model scoring exactly as it was trained (README,
+"Past one GPU").
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 
@@ -73,3 +79,28 @@ def _trl_loss(model, tok, pairs, n_pairs: int, kit: float) -> dict:
         with torch.no_grad():
             theirs = trainer.compute_loss(trainer.model, batch)
     return {"kit": kit, "trl": theirs.item(), "pairs": n_pairs, "trl_version": trl_version()}
+
+
+_REWARD_MODELS: dict = {}
+
+
+def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
+    """The kit's reward model as a reward function TRL imports by its path, for ``trl grpo`` and
+    ``trl rloo`` on one or several GPUs: ``--reward_funcs rlhf_lab.interop.kit_reward_model``, with
+    the model's folder in ``$RLHF_LAB_REWARD_MODEL`` (default: the shipped tiny-rm).
+
+    Each training process loads the model once, on its own GPU (``$LOCAL_RANK``, set by
+    ``accelerate launch``), and scores prompt + completion + EOS as the kit trained it. TRL's own
+    ``--reward_model_name_or_path`` scores prompt + completion without the EOS token, which is not
+    the input the kit's reward model was trained on. Returns one reward per completion.
+    """
+    from .reward_model import SHIPPED_REWARD_MODEL, load_reward_model
+
+    if prompts and not isinstance(prompts[0], str):
+        raise ValueError("kit_reward_model scores plain text; the prompts are conversational (lists of messages): "
+                         "export the prompts without --conversational")
+    name = os.environ.get("RLHF_LAB_REWARD_MODEL", SHIPPED_REWARD_MODEL)
+    if name not in _REWARD_MODELS:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        _REWARD_MODELS[name] = load_reward_model(name, device=device)
+    return _REWARD_MODELS[name].score(list(prompts), list(completions)).tolist()

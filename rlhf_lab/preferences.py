@@ -190,16 +190,26 @@ def export_pairs(records: Iterable[PreferenceRecord], path: str | os.PathLike, c
     """Write `to_dataset`'s rows to ``path``, by its suffix: ``.jsonl`` (one JSON object per line) or
     ``.parquet``, atomically (`rlhf_lab.artefacts`). ``datasets.load_dataset("json" or "parquet",
     data_files=path)`` reads it back. Returns the number of rows."""
-    import io
+    _suffix(path)
+    return _write_dataset(to_dataset(records, conversational), path)
 
-    from .artefacts import write_bytes
 
+def _suffix(path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in (".jsonl", ".parquet"):
         raise ValueError(f"{path}: export to a .jsonl or .parquet file (got {suffix or 'no suffix'!r})")
+    return suffix
+
+
+def _write_dataset(ds, path) -> int:
+    """Write a ``datasets.Dataset`` to ``path`` (.jsonl or .parquet) atomically; returns its rows."""
+    import io
+
     import datasets
 
-    ds = to_dataset(records, conversational)
+    from .artefacts import write_bytes
+
+    suffix = _suffix(path)
     buf = io.BytesIO()
     quiet = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()     # a bar for writing to memory in a millisecond is noise
@@ -213,6 +223,18 @@ def export_pairs(records: Iterable[PreferenceRecord], path: str | os.PathLike, c
             datasets.enable_progress_bars()
     write_bytes(path, buf.getvalue())
     return len(ds)
+
+
+def export_prompts(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> int:
+    """Write each distinct prompt once (columns ``prompt``, ``prompt_id``) as ``.jsonl`` or ``.parquet``,
+    atomically: the prompt data set TRL's GRPOTrainer and RLOOTrainer sample from. Returns the rows."""
+    from datasets import Dataset
+
+    _suffix(path)
+    seen: dict[str, str] = {}
+    for r in records:
+        seen.setdefault(r.prompt_id, r.prompt)
+    return _write_dataset(Dataset.from_dict({"prompt": list(seen.values()), "prompt_id": list(seen)}), path)
 
 
 def _prompt_hash(prompt_id: str, salt: str = "") -> float:
