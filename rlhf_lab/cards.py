@@ -36,6 +36,21 @@ def file_sha256(path) -> str | None:
     return h.hexdigest()
 
 
+def texts_sha256(texts) -> str:
+    """The SHA-256 of a sequence of texts (each one's UTF-8, then a NUL): the hash of generated data
+    (the review world's documents or demonstrations) that no file holds."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def records_sha256(records) -> str:
+    """The SHA-256 of preference records as the JSONL lines of a label file: the labels a model saw."""
+    return texts_sha256(r.model_dump_json() for r in records)
+
+
 def model_card(title: str, what: str, kind: str, made: dict, metrics: dict | None = None, path: str = "FOLDER") -> str:
     """The text of a README.md: ``what`` the model is (a sentence or two), ``made`` (command, seed,
     data and its hash, ...), ``metrics`` (headline numbers), and how to load a ``kind`` ("causal LM"

@@ -17,6 +17,7 @@ damaged, missing or foreign.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -46,13 +47,15 @@ def write_checkpoint(path, policy, tokenizer, critic: torch.nn.Module | None, st
                       tmp / "value.safetensors")
         torch.save(state, tmp / CHECKPOINT_STATE)
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        (tmp / "prompts.json").write_text(json.dumps([asdict(p) for p in prompts]))
+        prompts_json = json.dumps([asdict(p) for p in prompts])
+        (tmp / "prompts.json").write_text(prompts_json)
         (tmp / "history.json").write_text(json.dumps(history.to_dict()))
         last = history.rows[-1] if history.rows else {}
         algo = getattr(cfg, "algo", "ppo").upper()
         (tmp / "policy" / "README.md").write_text(policy_card(
             Path(path) / "policy", {"command": f"rlhf-lab {algo.lower()}", "config": asdict(cfg),
                                     "base_model": cfg.model, "data": f"{len(prompts)} prompts (prompts.json beside it)",
+                                    "data_sha256": hashlib.sha256(prompts_json.encode()).hexdigest(),
                                     "gold (last iteration)": last.get("objective/gold"),
                                     "kl (last iteration)": last.get("objective/kl")},
             title=f"{algo} policy", what=f"The policy of an rlhf-lab {algo} checkpoint after {len(history)} "

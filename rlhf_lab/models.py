@@ -275,11 +275,18 @@ def refuse_non_policy(folder: Path) -> None:
                                  f"(a reward model or a bare backbone?); use an SFT folder or {DEFAULT_MODEL!r}")
 
 
-def save_policy(model, tokenizer, path, metadata: dict | None = None) -> Path:
+def save_policy(model, tokenizer, path, metadata: dict | None = None, records=None) -> Path:
     """Save a policy (an SFT, DPO or RL-trained causal LM) so that `load_model(path)` and plain
     ``AutoModelForCausalLM.from_pretrained(path)`` load it: save_pretrained of model and tokenizer
     and an optional ``metadata.json``, written whole and swapped in atomically
-    (`rlhf_lab.artefacts.atomic_dir`). Non-finite parameters are refused before anything is written."""
+    (`rlhf_lab.artefacts.atomic_dir`). ``records``: the preference records it was trained on (DPO);
+    their count and SHA-256 go into the metadata and the model card. Non-finite parameters are refused
+    before anything is written."""
+    if records is not None:
+        from .cards import records_sha256
+
+        records = list(records)
+        metadata = {**(metadata or {}), "data": f"{len(records)} rankings", "data_sha256": records_sha256(records)}
     bad = nonfinite_parameter(model)
     if bad:
         raise FloatingPointError(f"the policy's parameter {bad} is not finite: not saved to {path} "

@@ -29,6 +29,7 @@ from . import __version__
 from .artefacts import atomic_dir, check_writable
 from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
 from .gpt2_bpe import gpt2_tokenizer
+from .cards import texts_sha256
 from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, policy_card, train_tokenizer
 from .world import ReviewWorld
 
@@ -251,11 +252,12 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     return hist
 
 
-def _save(model, tokenizer, out_dir, cfg, hist: History, command: str) -> None:
+def _save(model, tokenizer, out_dir, cfg, hist: History, command: str, data: tuple[str, str]) -> None:
     """save_pretrained (safetensors) plus a metadata.json that says how the checkpoint was made,
     written whole and swapped in atomically (`rlhf_lab.artefacts.atomic_dir`)."""
     meta = {
         "command": command, "config": asdict(cfg), "seed": cfg.seed, "steps": cfg.steps,
+        "data": data[0], "data_sha256": data[1],
         "wall_time_s": round(hist.wall_time_s, 1), "final_train_loss": round(sum(hist.loss[-20:]) / len(hist.loss[-20:]), 4),
         "final_val_loss": round(hist.val_loss[-1], 4), "n_parameters": hist.n_parameters,
         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads(),
@@ -305,7 +307,8 @@ def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = T
     val_rows = _tokenise(tokenizer, [], world.corpus(512, split="val"), cfg.n_positions)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "pretrain (UPT)", progress)
     if out_dir is not None:
-        _save(model, tokenizer, out_dir, cfg, hist, command)
+        _save(model, tokenizer, out_dir, cfg, hist, command,
+              (f"{len(docs)} review-world documents (seed {cfg.seed})", texts_sha256(docs)))
     return model, tokenizer, hist
 
 
@@ -330,5 +333,7 @@ def sft(cfg: SFTConfig | None = None, out_dir=None, model=None, tokenizer=None, 
     val_rows = _tokenise(tokenizer, [p.text for p, _ in val], [d for _, d in val], context)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "SFT", progress)
     if out_dir is not None:
-        _save(model, tokenizer, out_dir, cfg, hist, command)
+        _save(model, tokenizer, out_dir, cfg, hist, command,
+              (f"{len(demos)} instruction demonstrations of the review world (seed {cfg.seed})",
+               texts_sha256(t for p, d in demos for t in (p.text, d))))
     return model, tokenizer, hist
