@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rlhf-lab-installed
-TEST_CMD := $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+TEST_CMD := $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=25
 
 .PHONY: install lab test unit notebooks sample models clean help
 
