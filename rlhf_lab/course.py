@@ -249,7 +249,9 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
     """The loads of ``loaded`` (default `artefacts.LOADED`, everything this process loaded) that are
     not ``profile``'s chain: a model other than its base or SFT model (or a policy trained from it
     under runs/: a PPO checkpoint, a DPO policy), a reward model other than the chain's (or notebook
-    03's own in runs/reward_model), labels other than the chain's. Empty when a run stood on the chain."""
+    03's own in runs/reward_model), labels other than the chain's, unless they (or a labeling set)
+    rank completions of the chain's SFT model, as notebook 02 makes them. Empty when a run stood on
+    the chain."""
     from .artefacts import LOADED
     from .config import runs_dir
     from .models import resolve
@@ -266,11 +268,28 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
            "reward_model": [where(profile.reward_model), runs / "reward_model"],
            "labels": [where(profile.labels)]}
     out = []
-    for kind, path in (LOADED if loaded is None else loaded):
+    for kind, path in list(LOADED if loaded is None else loaded):
         target = Path(path).resolve() if Path(path).exists() else Path(path)
-        if not any(target == Path(ok) or Path(ok) in target.parents for ok in own.get(kind, [])):
-            out.append((kind, str(path)))
+        if any(target == Path(ok) or Path(ok) in target.parents for ok in own.get(kind, [])):
+            continue
+        if kind in ("labels", "label-set") and _sampled_from(target, kind) == {profile.model_name}:
+            continue   # labels or a labeling set made in a notebook from the chain's own SFT model
+        out.append((kind, str(path)))
     return out
+
+
+def _sampled_from(path: Path, kind: str) -> set[str]:
+    """The models whose completions a label file or a labeling set holds (empty if it cannot be read)."""
+    from .label_sets import SetHeader
+    from .store import PreferenceStore
+
+    try:   # read, not loaded: nothing is added to LOADED
+        if kind == "label-set":
+            with open(path, "rb") as f:
+                return {SetHeader.model_validate_json(f.readline()).model}
+        return {r.model for r in PreferenceStore(path).read()}
+    except (OSError, ValueError):
+        return set()
 
 
 def chain_record(profile: Profile) -> str:

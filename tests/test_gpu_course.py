@@ -76,8 +76,10 @@ def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
             assert sft in loaded["model"], (tag, loaded)                       # the chain's SFT model is the policy
         if tag in ("05", "06", "07", "08"):
             assert loaded["reward_model"] == {rm}, (tag, loaded)             # r_phi is the chain's
-        if tag in ("02", "03", "06", "07", "08"):
+        if tag in ("03", "06", "07", "08"):
             assert loaded["labels"] == {labels}, (tag, loaded)               # and so are the labels
+        if tag == "02":   # and those notebook 02 ranks itself, from the chain's SFT model (foreign == [])
+            assert labels in loaded["labels"], (tag, loaded)
         if tag >= "03":   # made once, then only read: the same bytes in every later notebook
             for link in ("sft", "labels", "reward_model"):
                 assert probe["chain"][link] == fingerprints[link], (tag, link)
@@ -142,3 +144,10 @@ def test_foreign_loads_name_what_is_not_the_chain(tmp_path, monkeypatch):
               ("labels", str(data_dir() / "preferences" / "simulated.jsonl"))]
     assert course.foreign_loads(gpu, loaded) == loaded[4:]             # the tiny model's artefacts are foreign
     assert course.foreign_loads(Profile.cpu(), loaded[4:]) == []       # and the cpu chain's own
+    # labels a notebook ranks itself count as the chain's when they rank the chain's SFT model's completions
+    from rlhf_lab.preferences import PreferenceRecord, PreferenceStore
+    own, other = tmp_path / "own.jsonl", tmp_path / "other.jsonl"
+    for path, model in ((own, gpu.model_name), (other, "tiny")):
+        PreferenceStore(path).append(PreferenceRecord(prompt_id="p", prompt="x", completions=[" a.", " b."],
+                                                      ranking=[1, 0], labeler="ada", source="human", model=model))
+    assert course.foreign_loads(gpu, [("labels", str(own)), ("labels", str(other))]) == [("labels", str(other))]
