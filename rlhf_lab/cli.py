@@ -195,18 +195,23 @@ def _run_sft(args) -> None:
     print(f"saved to {out}: val loss {hist.val_loss[-1]:.3f}, {hist.wall_time_s:.0f} s")
 
 
-def _run_sample(args) -> None:
-    from .config import get_device, get_profile, set_seed
-    from .generation import sample
-    from .models import load_model
-    from .world import Prompt, ReviewWorld, judge_completion
-
+def check_sampling_options(args) -> None:
+    """--n, --max-new-tokens and --temperature of a command that samples, checked before any work."""
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if not 0 < args.temperature < float("inf"):
         raise ValueError(f"--temperature must be a finite number > 0, got {args.temperature}")
+
+
+def _run_sample(args) -> None:
+    from .config import get_device, get_profile, set_seed
+    from .generation import sample
+    from .models import load_model
+    from .world import Prompt, ReviewWorld, judge_completion
+
+    check_sampling_options(args)
     start = time.perf_counter()
     device = get_device(args.device)
     name = args.model or get_profile(device).model_name

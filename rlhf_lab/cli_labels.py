@@ -57,6 +57,7 @@ def _make(args) -> None:
     from pathlib import Path
 
     from .artefacts import check_writable
+    from .cli import check_sampling_options
     from .config import get_device, get_profile
     from .label_sets import NAME, make_label_set, summary, write_label_set
     from .store import MAX_K, MIN_K
@@ -65,12 +66,7 @@ def _make(args) -> None:
     name = args.name or out.stem
     if not MIN_K <= args.k <= MAX_K:
         raise ValueError(f"--k must be between {MIN_K} and {MAX_K}, got {args.k}")
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    if not 0 < args.temperature < float("inf"):
-        raise ValueError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    check_sampling_options(args)
     if not NAME.match(name):
         raise ValueError(f"set name {name!r}: use letters, digits, '.', '_' or '-' (--name)")
     if out.suffix != ".jsonl":

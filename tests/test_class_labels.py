@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from label_tasks import make_tasks as tasks
 
 from rlhf_lab import aggregation as agg
 from rlhf_lab import pooling
@@ -13,18 +14,7 @@ from rlhf_lab.label_sets import LabelSetError, as_label_set, load_label_set, wri
 from rlhf_lab.labelers import SimulatedLabeler
 from rlhf_lab.preferences import LabelTask, PreferenceRecord, PreferenceStore, current_records, load_preferences
 from rlhf_lab.ranker import Ranker, letters
-from rlhf_lab.world import ReviewWorld, judge_completion
-
-POOL = [" The plot is brilliant.", " The plot is dull.", " The plot is fine, but the ending drags.",
-        " I loved the plot.", " The plot is not bad.", " The acting is wooden."]
-
-
-def tasks(n=5, k=4):
-    out = []
-    for i, p in enumerate(ReviewWorld(0).instruction_prompts(n)):
-        completions = tuple(POOL[(i + j) % len(POOL)] for j in range(k))
-        out.append(LabelTask(p, completions, tuple(judge_completion(p, c).gold for c in completions), "tiny"))
-    return out
+from rlhf_lab.world import ReviewWorld
 
 
 @pytest.fixture

@@ -1,21 +1,10 @@
 """The ranker widget, driven by button clicks in plain Python (no browser)."""
 import pytest
+from label_tasks import make_tasks
 
 from rlhf_lab.labelers import SimulatedLabeler
-from rlhf_lab.preferences import LabelTask, PreferenceStore
+from rlhf_lab.preferences import PreferenceStore
 from rlhf_lab.ranker import NotSaved, Ranker
-from rlhf_lab.world import ReviewWorld, judge_completion
-
-POOL = [" The plot is brilliant.", " The plot is dull.", " The plot is fine, but the ending drags.",
-        " I loved the plot.", " The plot is not bad.", " The acting is wooden."]
-
-
-def make_tasks(n=5, k=4):
-    tasks = []
-    for i, p in enumerate(ReviewWorld(0).instruction_prompts(n)):
-        completions = tuple(POOL[(i + j) % len(POOL)] for j in range(k))
-        tasks.append(LabelTask(p, completions, tuple(judge_completion(p, c).gold for c in completions), "tiny"))
-    return tasks
 
 
 @pytest.fixture
