@@ -8,12 +8,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rlhf-lab-installed
 TEST_CMD := $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=25
 
-.PHONY: install lab test unit notebooks sample models clean help
+.PHONY: install lab test unit notebooks execute sample models clean help
 
 help:
 	@echo "make lab    install (first time) and open the course in JupyterLab"
 	@echo "make test   install (first time) and run every test and notebook"
 	@echo "make unit   unit tests only;  make notebooks   nbval only"
+	@echo "make execute  re-run the notebooks (or NB=notebooks/05_ppo_kl.ipynb) and save their outputs to commit"
 	@echo "make models rebuild the shipped models and labels into data/ (about 7 min on 2 cores)"
 
 $(PY):
@@ -37,6 +38,16 @@ unit: install
 
 notebooks: install
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env
+
+# Outputs as committed: the cpu profile, a fresh runs folder shared by the notebooks in order (06
+# reads 05's PPO run), text progress bars that keep their final state, plain metadata.
+NB ?= notebooks/*.ipynb
+execute: install
+	runs=$$(mktemp -d) && for nb in $(NB); do \
+	  env -u RLHF_LAB_PROFILE -u RLHF_LAB_SMOKE -u RLHF_LAB_BASE -u RLHF_LAB_MODEL RLHF_LAB_RUNS=$$runs \
+	    RLHF_LAB_PROGRESS=text $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1800 $$nb || exit 1; done
+	$(PY) .ci/nbclean.py $(NB)
 
 sample: install
 	$(VENV)/bin/rlhf-lab sample --n 8

@@ -102,6 +102,24 @@ def adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, **kwargs)
 
 
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm progress bar: a widget in a notebook (``tqdm.auto``), text in a terminal.
+
+    With ``RLHF_LAB_PROGRESS=text`` it is always text, on stdout: what `make execute` uses to commit
+    notebooks, since a widget's saved output shows its first frame (0%) on GitHub and in any viewer
+    without the live kernel, while text shows the bar's final state (``.ci/nbclean.py`` keeps only
+    the last frame of each line)."""
+    if os.environ.get("RLHF_LAB_PROGRESS") == "text":
+        import sys
+
+        from tqdm.std import tqdm
+        kwargs.setdefault("file", sys.stdout)
+        kwargs.setdefault("ascii", False)
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
+
+
 class DeviceScalars:
     """A training loop's per-step numbers (0-d tensors), kept on the device and read in one wait
     every ``every`` steps: ``.item()`` at every step would make the host wait for the device each

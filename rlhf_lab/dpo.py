@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
 from .exercises import exercise
 from .generation import encode_prompts, sequence_logprob, token_logprobs
 from .models import context_length, freeze, load_model, nonfinite_parameter
@@ -305,7 +304,7 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     gen = torch.Generator().manual_seed(cfg.seed)
     step, start = 0, time.perf_counter()
     validate(0)
-    bar = tqdm(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
+    bar = progress_bar(total=cfg.epochs * per_epoch, desc=f"DPO (beta={cfg.beta})", disable=not progress)
     for _ in range(cfg.epochs):
         order = torch.randperm(len(train), generator=gen) if cfg.shuffle else torch.arange(len(train))
         on_device = order.to(ref_train[0].device)   # one copy per epoch, not one per step

@@ -169,7 +169,7 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
     from pathlib import Path
 
     import torch
-    from tqdm.auto import tqdm
+    from .config import progress_bar
 
     from . import __version__
     from .artefacts import check_writable, write_bytes, write_json
@@ -196,7 +196,7 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
     labelers = make_labelers(list(personas), seed=seed)
     set_seed(seed)
     tasks = []
-    for i in tqdm(range(0, n_prompts, chunk), desc="sampling", unit="chunk"):
+    for i in progress_bar(range(0, n_prompts, chunk), desc="sampling", unit="chunk"):
         tasks += sample_for_labeling(model, tok, prompts[i:i + chunk], k=k, max_new_tokens=max_new_tokens,
                                      temperature=temperature, model_name=model_name, device=device)
     sample_s = time.perf_counter() - start

@@ -32,9 +32,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .config import set_seed, validate_config
+from .config import progress_bar, set_seed, validate_config
 from .exercises import exercise, seeded_cases
 from .generation import Samples, sample, sequence_logprob, token_logprobs
 from .world import Prompt, judge_many, summarise
@@ -241,7 +240,7 @@ def train_reinforce(model, tokenizer, prompts: list[Prompt], cfg: ReinforceConfi
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     hist, value, start = ReinforceHistory(), 0.0, time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="REINFORCE", disable=not progress):
+    for step in progress_bar(range(cfg.steps), desc="REINFORCE", disable=not progress):
         batch = [prompts[i] for i in torch.randint(len(prompts), (cfg.batch_size,), generator=gen).tolist()]
         samples = sample(model, tokenizer, [p.text for p in batch], max_new_tokens=cfg.max_new_tokens,
                          temperature=cfg.temperature, num_samples=cfg.samples_per_prompt)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import __version__
 from .artefacts import atomic_dir, check_writable
-from .config import ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
+from .config import (ConfigError, DeviceScalars, adamw, bf16_autocast,
+                      get_device, progress_bar, set_seed, validate_config)
 from .gpt2_bpe import gpt2_tokenizer
 from .cards import texts_sha256
 from .models import PAD, context_length, count_parameters, load_model, nonfinite_parameter, policy_card, train_tokenizer
@@ -225,7 +225,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     hist, start = History(n_parameters=count_parameters(model)), time.perf_counter()
     model.train()
     scalars = DeviceScalars(device)   # the losses, read from a GPU every 25 steps, not at every step
-    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
+    bar = progress_bar(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
         with bf16_autocast(device):   # bf16 matmuls on a GPU; lm_loss's log-softmax stays float32

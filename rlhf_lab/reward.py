@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed, validate_config
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
 from .exercises import exercise
 from .models import nonfinite_parameter
 from .packing import sender
@@ -274,7 +273,7 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
 
     rm.train()
     validate()
-    bar = tqdm(total=cfg.epochs * per_epoch, desc=f"reward model ({cfg.batching})", disable=not progress)
+    bar = progress_bar(total=cfg.epochs * per_epoch, desc=f"reward model ({cfg.batching})", disable=not progress)
     for _ in range(cfg.epochs):
         if cfg.batching == "grouped":
             order = rng.sample(train, len(train)) if cfg.shuffle else train
