@@ -21,7 +21,7 @@ _CHECKS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
 # Each notebook's checkers live next to the code they check (one concept, one module);
 # `check` imports that module the first time one of its exercises is asked for.
 _MODULES = {"01": "bandit", "02": "preferences", "03": "reward", "04": "policy_gradient",
-            "05": "ppo", "06": "dpo", "07": "evaluation", "08": "group_rl"}
+            "05": "ppo", "06": "dpo", "07": "evaluation", "08": "group_rl", "bu": "bugs"}
 
 
 def exercise(name: str):

@@ -1,0 +1,45 @@
+"""Find the bug: each broken function fails its check, the reference fix passes, and the symptom shows."""
+import math
+import re
+
+import pytest
+
+from rlhf_lab import bugs
+from rlhf_lab.exercises import check
+
+BROKEN = {1: bugs.broken_logprobs, 2: bugs.broken_policy_logprobs, 3: bugs.broken_response_mask,
+          4: bugs.broken_scores, 5: bugs.broken_loss_mean}
+FIXED = {1: bugs._logprobs, 2: bugs._topk_logprobs, 3: bugs._response_mask, 4: bugs._scores, 5: bugs._loss_mean}
+
+
+@pytest.mark.parametrize("n", range(1, 6))
+def test_the_broken_function_fails_and_the_fix_passes(n, capsys):
+    assert not check(f"bug.{n}", BROKEN[n])
+    assert "not yet" in capsys.readouterr().out
+    assert check(f"bug.{n}", FIXED[n])
+    assert "correct" in capsys.readouterr().out
+    assert not check(f"bug.{n}", None)
+
+
+def test_a_plausible_wrong_fix_is_caught():
+    # bug 5: clamping each response's length hides the NaN but keeps the 24x weight of short answers
+    assert not check("bug.5", lambda x, m: ((x * m).sum(1) / m.sum(1).clamp(min=1)).mean())
+    # bug 3: keeping everything before the first PAD also drops the EOS when PAD == EOS
+    assert not check("bug.3", lambda t, eos, pad: (t == pad).long().cumsum(1) == 0)
+
+
+def numbers(text):
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|nan", text)]
+
+
+def test_the_symptoms_show_what_goes_wrong():
+    lo, hi, _ = numbers(bugs.symptom(1))
+    assert lo < 0.9 and hi > 1.1                          # ratios far from 1 at step 0
+    wrong, right = numbers(bugs.symptom(2))
+    assert wrong < 0 <= right                              # a negative KL, and the right one is not
+    assert "drops 2 EOS" in bugs.symptom(3)
+    assert re.search(r"(9\d|100)% positive with raw", bugs.symptom(4))
+    broken, empty, fixed = numbers(bugs.symptom(5))
+    assert math.isnan(broken) and math.isnan(empty) and fixed == 1.0
+    with pytest.raises(ValueError):
+        bugs.symptom(6)
