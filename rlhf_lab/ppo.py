@@ -289,6 +289,10 @@ class PPOConfig:
     """Weight of the value loss in the total loss."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus (0: none, as in the reproductions)."""
+    ptx_coef: float = 0.0
+    """PPO-ptx (InstructGPT eq. 2): gamma, the weight of the pre-training log-likelihood in the loss (0: plain PPO)."""
+    ptx_batch_size: int = 8
+    """PPO-ptx: pre-training documents (the review world's corpus) per minibatch step."""
     value_model: str = "shared"
     """"shared": a value head on the policy's last hidden state (one forward gives logits and
     values); "separate": a value model of its own, initialised from the reward model."""
@@ -309,7 +313,8 @@ class PPOConfig:
             "mini_batch_size": ">=1", "ppo_epochs": ">=1", "lr": ">0", "max_grad_norm": ">0",
             "max_new_tokens": ">=1", "temperature": ">0", "score_clip": ">0", "kl_coef": ">=0",
             "kl_estimator": KL_ESTIMATORS, "target_kl": ">0", "horizon": ">=1", "gamma": "[0,1]", "lam": "[0,1]",
-            "cliprange": ">0", "cliprange_value": ">0", "vf_coef": ">=0", "ent_coef": ">=0",
+            "cliprange": ">0", "cliprange_value": ">0", "vf_coef": ">=0", "ent_coef": ">=0", "ptx_coef": ">=0",
+            "ptx_batch_size": ">=1",
             "value_model": ("shared", "separate"), "compile": COMPILE_MODES, "checkpoint_every": ">=0",
             "seed": ">=0"})
         if self.batch_size % self.mini_batch_size:

@@ -29,16 +29,16 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .artefacts import ArtefactError, check_writable, recover
 # the checkpoint folder lives in `checkpoints`; CHECKPOINT_STATE and read_checkpoint re-exported for callers
 from .checkpoints import CHECKPOINT_STATE, checkpoint_note, read_checkpoint, write_checkpoint  # noqa: F401
-from .config import DeviceScalars, adamw, bf16_autocast, get_device, set_seed
+from .config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed
 from .generation import sample
 from .models import freeze, load_model, nonfinite_parameter
 from .ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
                   masked_mean, per_token_rewards, policy_loss, value_loss, whiten)
+from .ptx import pretraining_batches, ptx_loss
 from .reward import load_reward_model
 # the rollout's pieces live in `rollout`; re-exported so `from rlhf_lab.ppo_trainer import ...` keeps working
 from .rollout import (Episodes, PPOHistory, RewardFn, Rollout, ValueModel, _trim, as_prompts,  # noqa: F401
@@ -77,6 +77,7 @@ class PPOTrainer:
         self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
                        else FixedKLController(cfg.kl_coef))
         self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
+        self.ptx = pretraining_batches(cfg, self.tokenizer, self.policy, self.device)   # PPO-ptx, or None
         self.history = PPOHistory()
         self.checkpoint_dir: Path | None = None
         # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
@@ -245,15 +246,21 @@ class PPOTrainer:
             loss = pg + cfg.vf_coef * vf
             if cfg.ent_coef > 0:
                 loss = loss - cfg.ent_coef * masked_mean(ent, m)
+            extra = {}
+            if self.ptx is not None:   # PPO-ptx: + gamma * (-log-likelihood of pre-training text)
+                with self._autocast():
+                    extra["ptx"] = ptx_loss(self.policy, *self.ptx.next())
+                loss = loss + cfg.ptx_coef * extra["ptx"]
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             self.optimizer.step()
-            rows += scalars.add(pg=pg, vf=vf, vf_clipfrac=vf_stats["clipfrac"], grad_norm=grad_norm, **pg_stats)
+            rows += scalars.add(pg=pg, vf=vf, vf_clipfrac=vf_stats["clipfrac"], grad_norm=grad_norm, **pg_stats,
+                                **extra)
         rows += scalars.read()
         where = f"at iteration {len(self.history) + 1}"
         for step, row in enumerate(rows, 1):
-            loss = row["pg"] + cfg.vf_coef * row["vf"]
+            loss = row["pg"] + cfg.vf_coef * row["vf"] + cfg.ptx_coef * row.get("ptx", 0.0)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"the PPO loss is {loss} {where}, minibatch step {step} of {len(rows)} (policy loss {row['pg']}, "
@@ -309,6 +316,8 @@ class PPOTrainer:
             "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
             "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
         }
+        if "ptx" in learned:   # PPO-ptx: the pre-training documents' loss (nats per token)
+            row["loss/ptx_avg"] = learned["ptx"]
         return self._record(row, prompts, r, gold, kl_seq, "lower lr (={lr}) or clip the score (score_clip)")
 
     def _record(self, row: dict, prompts, r: Rollout, gold: torch.Tensor, kl_seq: torch.Tensor, fix: str) -> dict:
@@ -346,7 +355,7 @@ class PPOTrainer:
         total = self.cfg.iterations if iterations is None else iterations
         if out_dir is not None:
             self.checkpoint_dir = check_writable(out_dir, what="checkpoint folder")
-        bar = tqdm(total=total, initial=len(self.history), desc=getattr(self.cfg, "algo", "ppo").upper(),
+        bar = progress_bar(total=total, initial=len(self.history), desc=getattr(self.cfg, "algo", "ppo").upper(),
                    disable=not progress)
         while len(self.history) < total:
             row = self.iteration()
@@ -377,6 +386,8 @@ class PPOTrainer:
         state = {"optimizer": self.optimizer.state_dict(), "kl_coef": self.kl_ctl.value,
                  "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        if self.ptx is not None:   # PPO-ptx's document draws continue where they stopped
+            state["ptx_generator"] = self.ptx.generator.get_state()
         return write_checkpoint(path, self.policy, self.tokenizer, self.head if self.critic is None else self.critic,
                                 state, self.cfg, self.prompts, self.history)
 
@@ -408,6 +419,8 @@ class PPOTrainer:
         trainer.kl_ctl.value = state["kl_coef"]
         torch.set_rng_state(state["torch_rng"])
         trainer.generator.set_state(state["generator"])
+        if trainer.ptx is not None and "ptx_generator" in state:
+            trainer.ptx.generator.set_state(state["ptx_generator"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         trainer.history = cp["history"]
