@@ -25,10 +25,11 @@ PPO_PANELS: dict[str, tuple[str, ...]] = {
     "explained variance": ("val/explained_variance",),
     "ratio pi / pi_old (mean)": ("policy/ratio_avg",),
     "response length (tokens)": ("response/length",),
-    "beta": ("objective/kl_coef",),
     "seconds per iteration": ("time/generate", "time/score", "time/learn"),
 }
-"""Every diagnostic of a PPO iteration, grouped into panels (title -> history keys)."""
+"""Every diagnostic of a PPO iteration, grouped into panels (title -> history keys). beta is constant
+unless ``adaptive_kl``: `ADAPTIVE_PANELS` adds its panel."""
+ADAPTIVE_PANELS: dict[str, tuple[str, ...]] = {**PPO_PANELS, "beta (adaptive)": ("objective/kl_coef",)}
 
 LABELS = {"objective/scores": "score used (penalty applied)", "objective/rm_score": "r_phi",
           "policy/clipfrac_avg": "policy", "val/clipfrac_avg": "value",
@@ -39,7 +40,7 @@ class LiveDashboard:
     """A grid of small line plots of a history, one panel per entry of ``panels``."""
 
     def __init__(self, panels: dict[str, tuple[str, ...]] = PPO_PANELS, ncols: int = 4, title: str = "",
-                 x_key: str = "iteration", max_x: int | None = None, panel_size=(3.3, 2.3)):
+                 x_key: str = "iteration", max_x: int | None = None, panel_size=(3.6, 2.7)):
         from IPython.display import display
 
         self.panels, self.x_key, self.max_x = dict(panels), x_key, max_x
@@ -50,7 +51,8 @@ class LiveDashboard:
         for ax in self.axes[len(self.panels):]:
             ax.axis("off")
         if title:
-            self.fig.suptitle(title)
+            self.fig.suptitle(title, fontsize=12)
+        self.ncols = ncols
         self.handle = display(self.fig, display_id=True)
 
     def __call__(self, history) -> None:
@@ -59,13 +61,16 @@ class LiveDashboard:
             ax.clear()
             for key in keys:
                 ax.plot(x, history[key], ".-", ms=3, lw=1, label=LABELS.get(key, key))
-            ax.set_title(name, fontsize=9)
-            ax.tick_params(labelsize=7)
+            ax.set_title(name, fontsize=10)
+            ax.tick_params(labelsize=8)
             if self.max_x:
                 ax.set_xlim(0.5, self.max_x + 0.5)
             if len(keys) > 1:
-                ax.legend(fontsize=6, loc="best")
-        self.axes[0].set_xlabel(self.x_key, fontsize=8)
+                ax.legend(fontsize=7, loc="best")
+        n = len(self.panels)
+        for i, ax in enumerate(self.axes[:n]):   # an x label under every panel with none below it
+            if i + self.ncols >= n:
+                ax.set_xlabel(self.x_key, fontsize=9)
         self.fig.tight_layout()
         self.handle.update(self.fig)
 
