@@ -171,15 +171,17 @@ class AgreementReport:
     outliers: list[str]
 
     def table(self) -> str:
+        """One row per labeler: prompts ranked, mean Kendall tau with the others, agreement (mean ± s.e.)."""
         def pct(mean: float, se: float) -> str:
             return f"{100 * mean:5.1f}%" + ("" if math.isnan(se) else f" ± {100 * se:.1f}%")
 
-        rows = [f"{'labeler':16s} {'prompts':>7s}  agreement with the others"]
-        for name in self.labelers:
+        rows = [f"{'labeler':16s} {'prompts':>7s}  {'mean tau':>11s}  agreement with the others"]
+        for i, name in enumerate(self.labelers):
             flag = "  <- far from the rest" if name in self.outliers else ""
-            rows.append(f"{name:16s} {self.n_prompts[name]:7d}  {pct(*self.agreement[name])}{flag}")
+            tau = np.nanmean([self.tau[i, j] for j in range(len(self.labelers)) if j != i])
+            rows.append(f"{name:16s} {self.n_prompts[name]:7d}  {tau:+11.2f}  {pct(*self.agreement[name])}{flag}")
         n = len(self.labelers)
-        rows.append(f"{'class':16s} {'':7s}  {pct(*self.pooled)} over {n} labelers"
+        rows.append(f"{'class':16s} {'':7s}  {'':11s}  {pct(*self.pooled)} over {n} labelers"
                     + (" (one pair: no standard error)" if n == 2 else "")
                     + " (InstructGPT's training labelers: 72.6 ± 1.5%)")
         return "\n".join(rows)

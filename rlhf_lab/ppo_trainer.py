@@ -93,6 +93,7 @@ class PPOTrainer:
         """What every RL trainer of the kit shares: the prompts, the device, the policy, the frozen
         reference (a second load of the same SFT model) and the reward (a reward model, or ``reward_fn``)."""
         self.cfg, self.prompts = cfg, as_prompts(prompts)
+        self.ptx = None   # PPO-ptx's pre-training batches: PPOTrainer sets them, critic-free trainers have none
         self.device = get_device(cfg.device, verbose=False)
         set_seed(cfg.seed)
         if policy is None:
