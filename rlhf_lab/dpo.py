@@ -344,11 +344,16 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
 
 @exercise("06.1")
 def _dpo_loss_exercise(answer) -> tuple[bool, str]:
-    """The DPO loss of one pair: log pi(y_w) = -10, log pi(y_l) = -12, reference -11 and -11, beta 0.5."""
-    want = -math.log(1 / (1 + math.exp(-0.5 * ((-10 + 11) - (-12 + 11)))))
-    if math.isclose(float(answer), want, abs_tol=1e-3):
-        return True, f"-log sigmoid(0.5 * 2) = {want:.4f}"
-    return False, "h = (log pi_w - log ref_w) - (log pi_l - log ref_l); the loss is -log sigmoid(beta h)"
+    """(loss, rewards/chosen, rewards/rejected) of one pair where training lowered both completions:
+    log pi(y_w) = -14, log pi(y_l) = -20, reference -12 and -15, beta 0.2."""
+    beta, chosen, rejected = 0.2, -14 - (-12), -20 - (-15)
+    want = (-math.log(1 / (1 + math.exp(-beta * (chosen - rejected)))), beta * chosen, beta * rejected)
+    got = tuple(float(x) for x in answer)
+    if len(got) == 3 and all(math.isclose(g, w, abs_tol=1e-3) for g, w in zip(got, want)):
+        return True, (f"loss {want[0]:.4f}, below log 2 although the chosen completion became less likely "
+                      f"(its implicit reward {want[1]:+.1f}): only the margin {beta * (chosen - rejected):.1f} counts")
+    return False, ("implicit rewards beta (log pi - log pi_ref) for each completion; the loss is "
+                   "-log sigmoid(reward_chosen - reward_rejected)")
 
 
 @exercise("06.2")

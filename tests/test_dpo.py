@@ -116,7 +116,8 @@ def test_config_validation_and_exercises():
         dpo.DPOConfig(loss_type="hinge")
     with pytest.raises(ValueError, match="reduction"):
         dpo.DPOConfig(reduction="max")
-    assert check("06.1", -math.log(1 / (1 + math.exp(-1.0))))
+    assert check("06.1", (-math.log(1 / (1 + math.exp(-0.6))), -0.4, -1.0))   # worked by hand: h = -2 - (-5) = 3
+    assert not check("06.1", (-math.log(1 / (1 + math.exp(-0.6))), 0.4, 1.0))    # the rewards' signs matter
     assert not check("06.1", 0.5)
     assert check("06.2", lambda ref, r, beta: ref * torch.exp(r / beta) / (ref * torch.exp(r / beta)).sum())
     assert not check("06.2", lambda ref, r, beta: ref * torch.exp(r / beta))
