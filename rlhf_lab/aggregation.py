@@ -32,6 +32,7 @@ from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .store import ranking_to_pairs
 
@@ -71,19 +72,40 @@ def bradley_terry(comparisons: Iterable[tuple[Hashable, Hashable]], l2: float = 
     w = torch.tensor([index[p[0]] for p in pairs])
     lo = torch.tensor([index[p[1]] for p in pairs])
     n = torch.tensor([counts[p] for p in pairs], dtype=torch.float64)
-    theta = torch.zeros(len(items), dtype=torch.float64, requires_grad=True)
+    t = _fit_bt(torch.zeros(len(items), dtype=torch.float64), lambda th: (n * F.logsigmoid(th[w] - th[lo])).sum(),
+                l2, max_iter)
+    t = t - t.mean()
+    return {x: float(t[i]) for x, i in index.items()}
+
+
+def bradley_terry_groups(wins: torch.Tensor, l2: float = 0.01, max_iter: int = 200) -> torch.Tensor:
+    """Bradley-Terry strengths of K items in each of G independent groups at once.
+
+    wins: (G, K, K), wins[g, a, b] = how often a beat b in group g. Returns theta (G, K), mean 0
+    per group: the maximiser of sum n_ab log sigmoid(theta_a - theta_b) - l2/2 ||theta||^2, which
+    separates by group, so one L-BFGS run over all G*K strengths fits every group (`bradley_terry`
+    is the same fit for one group of any hashable items; `pooling.consensus` fits a class's rankings).
+    """
+    wins = wins.to(torch.float64)
+    t = _fit_bt(torch.zeros(wins.shape[:2], dtype=torch.float64),
+                lambda th: (wins * F.logsigmoid(th[:, :, None] - th[:, None, :])).sum(), l2, max_iter)
+    return t - t.mean(1, keepdim=True)
+
+
+def _fit_bt(theta: torch.Tensor, log_likelihood, l2: float, max_iter: int) -> torch.Tensor:
+    """Maximise log_likelihood(theta) - l2/2 ||theta||^2 with full-batch L-BFGS (float64, strictly concave)."""
+    theta = theta.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, tolerance_grad=1e-10,
                             tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        nll = -(n * torch.nn.functional.logsigmoid(theta[w] - theta[lo])).sum() + 0.5 * l2 * theta.square().sum()
+        nll = -log_likelihood(theta) + 0.5 * l2 * theta.square().sum()
         nll.backward()
         return nll
 
     opt.step(closure)
-    t = (theta - theta.mean()).detach()
-    return {x: float(t[i]) for x, i in index.items()}
+    return theta.detach()
 
 
 def kendall_tau(a: Sequence[int], b: Sequence[int]) -> float:

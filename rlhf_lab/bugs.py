@@ -58,8 +58,7 @@ def _logprobs(logits, tokens, temperature):
 
 
 def _topk_logprobs(logits, tokens, top_k):
-    kth = logits.topk(top_k, -1).values[:, -1:]
-    return torch.log_softmax(logits.masked_fill(logits < kth, float("-inf")), -1).gather(-1, tokens[:, None])[:, 0]
+    return torch.log_softmax(_mask_topk(logits, top_k), -1).gather(-1, tokens[:, None])[:, 0]
 
 
 def _response_mask(tokens, eos_id, pad_id):

@@ -94,7 +94,7 @@ def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     ``--reward_model_name_or_path`` scores prompt + completion without the EOS token, which is not
     the input the kit's reward model was trained on. Returns one reward per completion.
     """
-    from .reward_model import SHIPPED_REWARD_MODEL, load_reward_model
+    from .reward_model import SHIPPED_REWARD_MODEL, load_reward_model, reward_function
 
     if prompts and not isinstance(prompts[0], str):
         raise ValueError("kit_reward_model scores plain text; the prompts are conversational (lists of messages): "
@@ -102,5 +102,5 @@ def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     name = os.environ.get("RLHF_LAB_REWARD_MODEL", SHIPPED_REWARD_MODEL)
     if name not in _REWARD_MODELS:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-        _REWARD_MODELS[name] = load_reward_model(name, device=device)
-    return _REWARD_MODELS[name].score(list(prompts), list(completions)).tolist()
+        _REWARD_MODELS[name] = reward_function(load_reward_model(name, device=device))   # the kit's scoring
+    return _REWARD_MODELS[name](prompts, completions)

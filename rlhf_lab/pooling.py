@@ -16,21 +16,21 @@ each other (computed without the labeler in question, so one outlier does not hi
 pulling the others down).
 
 `consensus` is the pooled ranking of each prompt: a Bradley-Terry fit (Bradley & Terry 1952)
-to all labelers' C(K, 2) pairs of that prompt, one strength per completion, ordered best first.
+to all labelers' C(K, 2) pairs of that prompt, one strength per completion, ordered best first
+(`aggregation.bradley_terry_groups`, every prompt in one fit).
 """
 from __future__ import annotations
 
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .aggregation import agreement, kendall_tau
+from .aggregation import agreement_matrix, bradley_terry_groups, kendall_tau  # noqa: F401 (re-exported)
 from .store import PreferenceFileError, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
 
 
@@ -197,18 +197,12 @@ def _se(values) -> float:
 
 def agreement_report(records) -> AgreementReport:
     """Per-labeler and pooled agreement, Kendall tau between labelers, and labelers far from the rest."""
-    by = defaultdict(list)
-    for r in current_records(records):
-        by[r.labeler].append(r)
-    names = sorted(by)
-    if len(names) < 2:
-        raise ValueError(f"agreement needs at least two labelers who ranked the same prompts; found {names}")
+    records = current_records(records)
+    n_prompts = Counter(r.labeler for r in records)
+    if len(n_prompts) < 2:
+        raise ValueError(f"agreement needs at least two labelers who ranked the same prompts; found {sorted(n_prompts)}")
+    names, pairwise, tau = agreement_matrix(records)
     L = len(names)
-    pairwise, tau = np.eye(L), np.eye(L)
-    for i, j in combinations(range(L), 2):
-        res = agreement(by[names[i]], by[names[j]])
-        pairwise[i, j] = pairwise[j, i] = res["agreement"]
-        tau[i, j] = tau[j, i] = res["tau"]
     off = ~np.eye(L, dtype=bool)
 
     def mean_with_others(i: int, without: int | None = None) -> float:
@@ -225,36 +219,11 @@ def agreement_report(records) -> AgreementReport:
             if len(rest) >= 2 and per[n][0] < np.mean(rest) - max(2 * np.std(rest, ddof=1), 0.05):
                 outliers.append(n)
     pooled_se = _se(means) if L > 2 else float("nan")   # two labelers share one agreement: no spread to measure
-    return AgreementReport(names, {n: len(by[n]) for n in names}, pairwise, tau, per,
+    return AgreementReport(names, {n: n_prompts[n] for n in names}, pairwise, tau, per,
                            (float(np.nanmean(means)), pooled_se), outliers)
 
 
 # ---- the pooled ranking -------------------------------------------------------------------
-
-def bradley_terry_groups(wins: torch.Tensor, l2: float = 0.01, max_iter: int = 200) -> torch.Tensor:
-    """Bradley-Terry strengths of K items in each of G independent groups at once.
-
-    wins: (G, K, K), wins[g, a, b] = how often a beat b in group g. Returns theta (G, K), mean 0
-    per group: the maximiser of sum n_ab log sigmoid(theta_a - theta_b) - l2/2 ||theta||^2, which
-    separates by group, so one L-BFGS run over all G*K strengths fits every group
-    (`aggregation.bradley_terry` is the same fit for one group of any hashable items).
-    """
-    wins = wins.to(torch.float64)
-    theta = torch.zeros(wins.shape[:2], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        diff = theta[:, :, None] - theta[:, None, :]
-        nll = -(wins * torch.nn.functional.logsigmoid(diff)).sum() + 0.5 * l2 * theta.square().sum()
-        nll.backward()
-        return nll
-
-    opt.step(closure)
-    t = theta.detach()
-    return t - t.mean(1, keepdim=True)
-
 
 def consensus(records, labeler: str = "pooled") -> list[PreferenceRecord]:
     """One pooled ranking per prompt: Bradley-Terry over every labeler's pairs of that prompt

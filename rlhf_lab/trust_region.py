@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from .ppo import policy_loss
+
 
 def surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """L(theta) = mean of rho * A over samples drawn from pi_old; rho = exp(logp_new - logp_old). All (N,)."""
@@ -31,9 +33,10 @@ def surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.
 
 def clipped_surrogate(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
                       eps: float = 0.2) -> torch.Tensor:
-    """PPO's L_clip = mean of min(rho A, clip(rho, 1 - eps, 1 + eps) A) (Schulman et al. 2017, eq. 7)."""
-    ratio = torch.exp(logp_new - logp_old)
-    return torch.minimum(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages).mean()
+    """PPO's L_clip = mean of min(rho A, clip(rho, 1 - eps, 1 + eps) A) (Schulman et al. 2017, eq. 7):
+    minus the loss PPO trains with, `ppo.policy_loss`, on N one-token episodes."""
+    loss, _ = policy_loss(logp_new[None], logp_old[None], advantages[None], torch.ones_like(advantages)[None], eps)
+    return -loss
 
 
 def gradients_at_old_policy(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor,
