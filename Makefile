@@ -6,7 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rlhf-lab-installed
-TEST_CMD := $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=25
+# -n auto --dist loadfile: the notebooks on one worker in order, the test files on the others (tests/conftest.py)
+TEST_CMD := $(PY) -m pytest tests notebooks -n auto --dist loadfile --nbval-lax --nbval-current-env --durations=25
 
 .PHONY: install lab test unit notebooks execute sample models clean help
 

@@ -115,9 +115,9 @@ class GroupConfig:
 
     @classmethod
     def tiny(cls, algo: str = "grpo") -> "GroupConfig":
-        """The embedded model on 2 CPU cores with notebook 05's budget (20 iterations of 32 episodes):
-        RLOO with the KL in the reward (k1, as PPO), GRPO with the KL in the loss (k3)."""
-        return cls._preset(algo)
+        """The embedded model on 2 CPU cores with notebook 05's budget (20 iterations of 32 episodes,
+        48 tokens): RLOO with the KL in the reward (k1, as PPO), GRPO with the KL in the loss (k3)."""
+        return cls._preset(algo, max_new_tokens=48)
 
     @classmethod
     def gpu(cls, algo: str = "grpo") -> "GroupConfig":

@@ -324,8 +324,11 @@ class PPOConfig:
     @classmethod
     def tiny(cls) -> "PPOConfig":
         """The embedded model on 2 CPU cores, as notebook 05 runs it: 20 iterations of 32 episodes,
-        about 1 s each (the defaults, 64 episodes, are what benchmarks/ppo.py times)."""
-        return cls(batch_size=32, mini_batch_size=16, iterations=20)
+        about 1 s each (the defaults, 64 episodes, are what benchmarks/ppo.py times). The budget is
+        the profile's 48 tokens, within which the SFT model finishes its answers: at 24 about a quarter
+        of them end unfinished and score `unfinished_score`, which rewards brevity for its own sake and
+        lowers the SFT baseline (`python -m benchmarks.ppo_budget` compares the two)."""
+        return cls(batch_size=32, mini_batch_size=16, iterations=20, max_new_tokens=48)
 
     @classmethod
     def gpu(cls) -> "PPOConfig":
