@@ -7,8 +7,9 @@ At 24 tokens about a quarter of the SFT model's answers end unfinished and score
 finishes them. Each run is notebook 05's (PPOConfig.tiny on the cpu chain, 20 iterations of 32
 episodes) with only the budget changed; every policy is evaluated at 48 tokens on the same 128
 held-out prompts, so the table compares the policies, not the budgets they are read at. Prints
-the median seconds per run and the mean +- standard error over seeds of gold, r_phi, KL, length
-and the well-formed rate (about 2 minutes per budget on 2 CPU cores).
+the median seconds per run and the mean +- standard error over seeds of gold, r_phi, KL, length,
+the finished share (answers with an EOS) and the well-formed rate (about 2 minutes per budget on 2
+CPU cores).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from rlhf_lab.ppo_trainer import PPOTrainer
 from rlhf_lab.reward import load_reward_model
 from rlhf_lab.world import ReviewWorld
 
-COLUMNS = ("gold", "score", "kl", "length", "well_formed_rate")
+COLUMNS = ("gold", "score", "kl", "length", "finished", "well_formed_rate")
 EVAL_TOKENS = 48
 
 

@@ -35,3 +35,13 @@ def test_quick_suite_writes_every_field(tmp_path, capsys):
     for k in ("grpo", "rloo") if "grpo" in r["trl_group"] else ():   # both sides scored and stepped alike
         assert r["trl_group"][k]["same_work"] and r["trl_group"][k]["ratio"] > 0
     assert "rlhf-lab benchmarks, profile cpu" in capsys.readouterr().out
+
+
+def test_budget_study_refuses_a_budget_below_one_token(capsys):
+    import pytest
+
+    from benchmarks.ppo_budget import main as budget_main
+
+    with pytest.raises(SystemExit):
+        budget_main(["--budgets", "24", "0"])
+    assert "--budgets must be at least 1 token, got [24, 0]" in capsys.readouterr().err
