@@ -57,7 +57,9 @@ def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
     else:
         device = torch.device("cpu")
     if verbose and _printed_device != str(device):
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+        threads = torch.get_num_threads()
+        name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"{threads} CPU thread" + ("s" if threads != 1 else ""))
         print(f"rlhf-lab device: {device} ({name})")
         _printed_device = str(device)
     return device
