@@ -42,8 +42,8 @@ notebooks: install
 
 # Outputs as committed: the cpu profile, a fresh runs folder shared by the notebooks in order (06
 # reads 05's PPO run), text progress bars that keep their final state, plain metadata, and torch's
-# default threads, as `make test` runs the kernels (tests/conftest.py): another thread count changes
-# how sums are split, hence the last bits of the floats, which tokens are sampled and the outputs.
+# default threads, as a student's run. (`make test` runs the kernels on one thread: the numbers differ
+# in detail, and the checked lines are claims that hold on both, tests/conftest.py.)
 NB ?= notebooks/*.ipynb
 execute: install
 	runs=$$(mktemp -d) && for nb in $(NB); do \

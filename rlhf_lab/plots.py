@@ -11,6 +11,7 @@ Any history with ``history[key] -> list[float]`` works (`rlhf_lab.ppo_trainer.PP
 from __future__ import annotations
 
 import math
+import time
 
 import matplotlib.pyplot as plt
 
@@ -40,10 +41,17 @@ class LiveDashboard:
     """A grid of small line plots of a history, one panel per entry of ``panels``."""
 
     def __init__(self, panels: dict[str, tuple[str, ...]] = PPO_PANELS, ncols: int = 4, title: str = "",
-                 x_key: str = "iteration", max_x: int | None = None, panel_size=(3.6, 2.7)):
+                 x_key: str = "iteration", max_x: int | None = None, panel_size=(3.6, 2.7),
+                 min_interval: float = 3.0):
+        """``min_interval``: seconds between redraws. Rendering the grid costs about as much as a PPO
+        iteration of the embedded model on one CPU thread, so the dashboard redraws at most that often
+        (and always at the last iteration, ``max_x``, and on `close`)."""
         from IPython.display import display
 
+        if min_interval < 0:
+            raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.panels, self.x_key, self.max_x = dict(panels), x_key, max_x
+        self.min_interval, self._drawn_at, self._pending = min_interval, -math.inf, None
         nrows = math.ceil(len(self.panels) / ncols)
         self.fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
                                       squeeze=False)
@@ -56,6 +64,14 @@ class LiveDashboard:
         self.handle = display(self.fig, display_id=True)
 
     def __call__(self, history) -> None:
+        x = history[self.x_key]
+        last = self.max_x is not None and len(x) > 0 and x[-1] >= self.max_x
+        if last or time.perf_counter() - self._drawn_at >= self.min_interval:
+            self._draw(history)
+        else:
+            self._pending = history   # drawn by the next call that is due, or by close()
+
+    def _draw(self, history) -> None:
         x = history[self.x_key]
         for ax, (name, keys) in zip(self.axes, self.panels.items()):
             ax.clear()
@@ -72,8 +88,13 @@ class LiveDashboard:
             if i + self.ncols >= n:
                 ax.set_xlabel(self.x_key, fontsize=9)
         self.fig.tight_layout()
-        self.handle.update(self.fig)
+        if self.handle is not None:   # None outside IPython, where there is nothing to update
+            self.handle.update(self.fig)
+        self._drawn_at, self._pending = time.perf_counter(), None
 
     def close(self) -> None:
-        """Stop drawing: the last picture stays as the cell's output, without a second copy."""
+        """Draw what a skipped call left, then stop drawing: the last picture stays as the cell's
+        output, without a second copy."""
+        if self._pending is not None:
+            self._draw(self._pending)
         plt.close(self.fig)

@@ -5,30 +5,45 @@ import os
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Test files run on one thread per worker, so that two workers do not fight over two cores. The
-    # notebooks' kernels are separate processes and keep torch's default threads: a different thread
-    # count splits sums differently, changes the last bits of the floats, and so which tokens are
-    # sampled, and the checked outputs would no longer be the committed ones (`make execute`).
+    # One thread per worker and per notebook kernel (kernels inherit OMP_NUM_THREADS). A kernel of two
+    # threads beside a busy worker oversubscribes two cores and OpenMP's waiting threads spin: a
+    # fresh-clone run took 1,342 s of tests, against 757 s with one thread everywhere. The committed
+    # outputs come from torch's default threads (`make execute`), so the numbers differ in their last
+    # bits; the NBVAL_CHECK_OUTPUT lines are claims with margins that hold on both.
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
 
 
+# Notebooks, longest first (`make test --durations`, 2 workers); 06 reads the PPO run that 05 leaves in
+# runs/, as a student's course does, so the two are one work unit, 05 first.
+NOTEBOOK_ORDER = ("05", "06", "07", "08", "03", "04", "00", "02", "01")
+
+
+def _notebook(path) -> str | None:
+    return path.name[:2] if path.suffix == ".ipynb" else None
+
+
 def pytest_collection_modifyitems(items):
-    """The notebooks first, then the test files: the notebooks are the longest work unit, and a long
-    unit handed out last would leave one worker busy and the other idle."""
-    items.sort(key=lambda item: item.path.suffix != ".ipynb")   # stable: each file keeps its order
+    """The notebooks first, longest first, then the test files: a long unit handed out last would leave
+    one worker busy and the other idle (see pytest_xdist_make_scheduler)."""
+    def rank(item):
+        nb = _notebook(item.path)
+        return NOTEBOOK_ORDER.index(nb) if nb in NOTEBOOK_ORDER else len(NOTEBOOK_ORDER) if nb else 99
+
+    items.sort(key=rank)   # stable: each file keeps its order
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with all the notebooks in one work unit: they run on one worker, in order and
-    one at a time, as a student's course does (06 reads the PPO run that 05 leaves in runs/), and one
-    kernel of torch's default threads at a time competes with the test files' single thread. (xdist's
-    own `loadgroup` cannot group them on pytest 9.2: it marks groups by rewriting node ids, which
-    pytest no longer lets it do, pytest-xdist issue 1386.)"""
+    """`--dist loadfile` with notebooks 05 and 06 in one work unit, handed out in collection order.
+    (xdist's own `loadgroup` cannot group them on pytest 9.2: it marks groups by rewriting node ids,
+    which pytest no longer lets it do, pytest-xdist issue 1386.)"""
     if config.getvalue("dist") != "loadfile":
         return None
+    from pathlib import PurePath
+
     from xdist.scheduler import LoadFileScheduling
 
     config.option.loadscopereorder = False   # keep pytest_collection_modifyitems' order, not units by size
@@ -36,7 +51,7 @@ def pytest_xdist_make_scheduler(config, log):
     class CourseScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid):
             path = super()._split_scope(nodeid)
-            return "notebooks" if path.endswith(".ipynb") else path
+            return "notebooks 05 and 06" if _notebook(PurePath(path)) in ("05", "06") else path
 
     return CourseScheduling(config, log)
 

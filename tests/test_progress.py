@@ -43,3 +43,50 @@ def test_nbclean_keeps_each_lines_last_frame_and_plain_metadata(tmp_path):
     out = json.loads(path.read_text())
     assert out["cells"][0]["outputs"][0]["text"] == ["SFT: 100%|##| 9/9\n", "trained 9 steps\n"]
     assert out["metadata"] == clean.METADATA and "execution" not in out["cells"][0]["metadata"]
+
+
+def _history(n):
+    return {"iteration": list(range(1, n + 1)), "objective/gold": [0.1 * i for i in range(n)]}
+
+
+def _counted(dash, drawn, monkeypatch):
+    """Replace the dashboard's rendering by a record of the iterations it would draw."""
+    import time
+
+    def draw(history):
+        drawn.append(len(history["iteration"]))
+        dash._drawn_at, dash._pending = time.perf_counter(), None
+
+    monkeypatch.setattr(dash, "_draw", draw)
+    return dash
+
+
+def test_live_dashboard_redraws_at_most_once_per_interval_and_always_at_the_end(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pytest
+
+    from rlhf_lab.plots import LiveDashboard
+
+    drawn = []
+    dash = _counted(LiveDashboard({"gold": ("objective/gold",)}, ncols=1, max_x=4, min_interval=3600), drawn,
+                    monkeypatch)
+    for n in (1, 2, 3):
+        dash(_history(n))
+    assert drawn == [1]                      # the first call draws; the next two fall inside the interval
+    dash.close()
+    assert drawn == [1, 3]                   # close draws what the skipped calls left
+    drawn.clear()
+    dash = _counted(LiveDashboard({"gold": ("objective/gold",)}, ncols=1, max_x=4, min_interval=3600), drawn,
+                    monkeypatch)
+    for n in (1, 2, 3, 4):
+        dash(_history(n))
+    dash.close()
+    assert drawn == [1, 4]                   # the last iteration (max_x) is always drawn, and only once
+    drawn.clear()
+    dash = LiveDashboard({"gold": ("objective/gold",)}, ncols=1, max_x=2, min_interval=0)
+    dash(_history(1)), dash(_history(2)), dash.close()   # a real render of each call, then nothing pending
+    assert dash._pending is None
+    with pytest.raises(ValueError, match="min_interval must be >= 0 seconds, got -1"):
+        LiveDashboard({"gold": ("objective/gold",)}, min_interval=-1)
