@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rlhf-lab-installed
-# -n auto --dist loadfile: the notebooks on one worker in order, the test files on the others (tests/conftest.py)
+# -n auto --dist loadfile: a worker per core, notebooks first and 05 with 06 in order (tests/conftest.py)
 TEST_CMD := $(PY) -m pytest tests notebooks -n auto --dist loadfile --nbval-lax --nbval-current-env --durations=25
 
 .PHONY: install lab test unit notebooks execute sample models clean help

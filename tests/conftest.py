@@ -28,11 +28,9 @@ def _notebook(path) -> str | None:
 def pytest_collection_modifyitems(items):
     """The notebooks first, longest first, then the test files: a long unit handed out last would leave
     one worker busy and the other idle (see pytest_xdist_make_scheduler)."""
-    def rank(item):
-        nb = _notebook(item.path)
-        return NOTEBOOK_ORDER.index(nb) if nb in NOTEBOOK_ORDER else len(NOTEBOOK_ORDER) if nb else 99
-
-    items.sort(key=rank)   # stable: each file keeps its order
+    order = {nb: rank for rank, nb in enumerate(NOTEBOOK_ORDER)}
+    # stable: each file keeps its order; a notebook not listed comes after the listed ones
+    items.sort(key=lambda item: (_notebook(item.path) is None, order.get(_notebook(item.path), len(order))))
 
 
 @pytest.hookimpl(optionalhook=True)

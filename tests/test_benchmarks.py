@@ -1,7 +1,10 @@
 """The benchmark suite in quick mode: it runs on the CPU and its JSON has every field."""
 import json
 
+import pytest
+
 from benchmarks.__main__ import main
+from benchmarks.ppo_budget import main as budget_main
 
 
 def test_quick_suite_writes_every_field(tmp_path, capsys):
@@ -38,10 +41,6 @@ def test_quick_suite_writes_every_field(tmp_path, capsys):
 
 
 def test_budget_study_refuses_a_budget_below_one_token(capsys):
-    import pytest
-
-    from benchmarks.ppo_budget import main as budget_main
-
     with pytest.raises(SystemExit):
         budget_main(["--budgets", "24", "0"])
     assert "--budgets must be at least 1 token, got [24, 0]" in capsys.readouterr().err

@@ -3,6 +3,8 @@ import importlib.util
 import io
 import json
 
+import pytest
+
 from rlhf_lab.config import progress_bar, repo_root
 
 
@@ -65,8 +67,6 @@ def test_live_dashboard_redraws_at_most_once_per_interval_and_always_at_the_end(
     import matplotlib
 
     matplotlib.use("Agg")
-    import pytest
-
     from rlhf_lab.plots import LiveDashboard
 
     drawn = []
@@ -86,7 +86,9 @@ def test_live_dashboard_redraws_at_most_once_per_interval_and_always_at_the_end(
     assert drawn == [1, 4]                   # the last iteration (max_x) is always drawn, and only once
     drawn.clear()
     dash = LiveDashboard({"gold": ("objective/gold",)}, ncols=1, max_x=2, min_interval=0)
-    dash(_history(1)), dash(_history(2)), dash.close()   # a real render of each call, then nothing pending
+    for n in (1, 2):                         # a real render of each call, then nothing pending
+        dash(_history(n))
+    dash.close()
     assert dash._pending is None
     with pytest.raises(ValueError, match="min_interval must be >= 0 seconds, got -1"):
         LiveDashboard({"gold": ("objective/gold",)}, min_interval=-1)
