@@ -30,13 +30,13 @@ import time
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import get_device, runs_dir, set_seed
-from rlhf_lab.generation import sample
-from rlhf_lab.models import load_model
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.lm.generation import sample
+from rlhf_lab.lm.models import load_model
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.world.reviews import ReviewWorld
 
 from . import device_name, sync
 from . import dpo as dpo_bench
@@ -94,7 +94,7 @@ def bench_ppo(model: str, reward_model: str | None, prompts, batch: int, new_tok
         torch.cuda.reset_peak_memory_stats(device)
     kwargs = {}
     if reward_model is None:   # throughput only: an untrained scalar head on the same backbone
-        from rlhf_lab.reward import RewardModel
+        from rlhf_lab.reward.model import RewardModel
         rm = RewardModel.from_backbone(model, device=device).eval()
         kwargs = {"reward_fn": lambda p, c: rm.score(p, c, batch_size=len(p)), "reward_model": rm}
     trainer = PPOTrainer(cfg, prompts, **kwargs)
@@ -155,7 +155,7 @@ def main(argv=None) -> dict:
     sizes = (16, 8, 8, 1) if q else (64, 32, 24 if model_name == "tiny" else 48, 5)
     result["group"] = group_bench.bench_group(model_name, rm_name, *sizes[:3], sizes[3], device)
     result["learn_padding_free"] = group_bench.bench_learn(model_name, rm_name, *sizes, device)
-    from rlhf_lab.preferences import load_preferences, to_pairs
+    from rlhf_lab.labels.preferences import load_preferences, to_pairs
     import random
     pairs = to_pairs(load_preferences(labeler="sim-gold"))
     random.Random(0).shuffle(pairs)

@@ -3,7 +3,7 @@
     python -m benchmarks.dpo [--steps 20] [--batch-size 16] [--model tiny]
 
 One DPO step forwards the B pairs through the policy (one packed row per pair: the prompt once,
-both completions after it; `rlhf_lab.dpo.pair_logps`), takes the loss of DPO eq. 7 and one
+both completions after it; `rlhf_lab.rl.dpo.pair_logps`), takes the loss of DPO eq. 7 and one
 Adam step. The reference pi_ref never changes, so `train_dpo` computes its
 log-probs once before training; the alternative is one more (gradient-free) forward of the
 reference at every step. Both are timed on the same pairs of the shipped labels, side by side,
@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import adamw, get_device, set_seed
-from rlhf_lab.dpo import DPOConfig, dpo_loss, pair_logps, train_dpo
-from rlhf_lab.models import load_model
-from rlhf_lab.preferences import load_preferences, to_pairs
+from rlhf_lab.rl.dpo import DPOConfig, dpo_loss, pair_logps, train_dpo
+from rlhf_lab.lm.models import load_model
+from rlhf_lab.labels.preferences import load_preferences, to_pairs
 
 from . import device_name, sync
 

@@ -26,13 +26,13 @@ from dataclasses import replace
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import get_device
-from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.rollout import _trim, pack_episodes
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.rl.rollout import _trim, pack_episodes
+from rlhf_lab.world.reviews import ReviewWorld
 
 from . import device_name, sync
 
@@ -44,7 +44,7 @@ def _reward(model: str, reward_model: str | None, device) -> tuple[dict, dict]:
     only, as `benchmarks.__main__.bench_ppo` does) an untrained scalar head on the same backbone."""
     if reward_model:
         return {"reward_model": reward_model}, {}
-    from rlhf_lab.reward import RewardModel
+    from rlhf_lab.reward.model import RewardModel
     rm = RewardModel.from_backbone(model, device=device).eval()
     return {}, {"reward_fn": lambda p, c: rm.score(p, c, batch_size=len(p)), "reward_model": rm}
 

@@ -19,12 +19,12 @@ import time
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import get_device, set_seed
-from rlhf_lab.generation import sample
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.lm.generation import sample
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.world.reviews import ReviewWorld
 
 from . import device_name, sync
 

@@ -22,11 +22,11 @@ from dataclasses import replace
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import evaluate_policy
-from rlhf_lab.models import load_model
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.reward import load_reward_model
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.lm.models import load_model
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.reward.model import load_reward_model
+from rlhf_lab.world.reviews import ReviewWorld
 
 COLUMNS = ("gold", "score", "kl", "length", "finished", "well_formed_rate")
 EVAL_TOKENS = 48

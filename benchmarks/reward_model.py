@@ -12,7 +12,7 @@ Tokens per second are given two ways: "sequence" tokens count every (prompt + co
 sequence trained on in full, a prompt once per completion (what one row per completion
 would forward, the usual count); "forwarded" tokens are the positions the transformer
 actually computed, padding excluded, where packing forwards a prompt once for all of its
-completions (rlhf_lab.packing).
+completions (rlhf_lab.lm.packing).
 """
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ import statistics
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import get_device, set_seed
-from rlhf_lab.preferences import load_preferences
-from rlhf_lab.reward import RewardConfig, RewardModel, as_groups, train_reward_model
+from rlhf_lab.labels.preferences import load_preferences
+from rlhf_lab.reward.train import RewardConfig, as_groups, train_reward_model
+from rlhf_lab.reward.model import RewardModel
 
 from . import device_name, sync
 

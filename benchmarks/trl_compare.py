@@ -18,7 +18,7 @@ Since both sides start from the same weights and see the same batches, their los
 for step up to float rounding: the check compares the whole loss curves (the largest gap over
 all steps and repeats must stay under LOSS_TOLERANCE), which guards against either side doing
 less or different work. Where the speed comes from: rlhf-lab packs each pair into one row, the
-prompt forwarded once for both completions (rlhf_lab.packing), with less padding; TRL forwards
+prompt forwarded once for both completions (rlhf_lab.lm.packing), with less padding; TRL forwards
 the prompt with each completion. Both run the unembedding on completion tokens only.
 
 The reward-model comparison is pair for pair: rlhf-lab's "shuffled" batching forwards both
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import tempfile
@@ -37,10 +36,10 @@ import time
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import set_seed
-from rlhf_lab.models import load_model, load_tokenizer
-from rlhf_lab.preferences import load_preferences, to_pairs
+from rlhf_lab.lm.models import load_model, load_tokenizer
+from rlhf_lab.labels.preferences import load_preferences, to_pairs
 
 
 def trl_available() -> bool:
@@ -58,7 +57,7 @@ def _pairs(n: int) -> list[dict]:
 
 def _as_records(pairs: list[dict]):
     """Each (prompt, chosen, rejected) pair as a ranking of K = 2, the form rlhf-lab's trainers read."""
-    from rlhf_lab.store import PreferenceRecord
+    from rlhf_lab.labels.store import PreferenceRecord
 
     return [PreferenceRecord(prompt_id=f"p{i}", prompt=p["prompt"], completions=[p["chosen"], p["rejected"]],
                              ranking=[0, 1], labeler="bench", source="simulated", model="tiny")
@@ -98,7 +97,7 @@ class _Timer:
 
 def _initial_head() -> torch.Tensor:
     """The reward head rlhf-lab initialises under seed 0 (TRL's score layer gets the same weights)."""
-    from rlhf_lab.reward import RewardModel
+    from rlhf_lab.reward.model import RewardModel
 
     set_seed(0)
     return RewardModel.from_backbone("tiny", device="cpu").head.weight.detach().clone()
@@ -117,11 +116,11 @@ def reward_trl(pairs, steps: int, batch_size: int, lr: float) -> dict:
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from rlhf_lab.models import fused_gelu, resolve
+    from rlhf_lab.lm.models import fused_gelu, resolve
 
     tok = load_tokenizer("tiny")
     set_seed(0)
-    # the same model as rlhf-lab's loader gives (fused tanh GELU, rlhf_lab.models.fused_gelu)
+    # the same model as rlhf-lab's loader gives (fused tanh GELU, rlhf_lab.lm.models.fused_gelu)
     model = fused_gelu(AutoModelForSequenceClassification.from_pretrained(resolve("tiny")[1], num_labels=1))
     model.config.pad_token_id = tok.pad_token_id
     with torch.no_grad():   # the same starting head as rlhf-lab's (its bias, absent in TRL, cancels in the loss)
@@ -146,7 +145,8 @@ def _result(seconds: float, pairs: int, losses: list[float], **extra) -> dict:
 
 
 def reward_ours(pairs, steps: int, batch_size: int, lr: float, batching: str) -> dict:
-    from rlhf_lab.reward import RewardConfig, RewardModel, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
+    from rlhf_lab.reward.model import RewardModel
 
     # one record per pair (K = 2), so "shuffled" and TRL see exactly the same pairs and steps
     records = _as_records(pairs[:steps * batch_size])
@@ -185,7 +185,7 @@ def dpo_trl(pairs, steps: int, batch_size: int, lr: float, beta: float) -> dict:
 
 
 def dpo_ours(pairs, steps: int, batch_size: int, lr: float, beta: float) -> dict:
-    from rlhf_lab.dpo import DPOConfig, train_dpo
+    from rlhf_lab.rl.dpo import DPOConfig, train_dpo
 
     records = _as_records(pairs[:steps * batch_size])
     cfg = DPOConfig(beta=beta, lr=lr, batch_size=batch_size, eval_every=10**9, device="cpu", shuffle=False)

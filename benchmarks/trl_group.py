@@ -38,10 +38,10 @@ from dataclasses import replace
 
 import torch
 
-from rlhf_lab.artefacts import write_text
+from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.config import set_seed
-from rlhf_lab.models import load_model
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.lm.models import load_model
+from rlhf_lab.world.reviews import ReviewWorld
 
 from .trl_compare import _quiet, trl_available
 
@@ -56,7 +56,7 @@ class CountingReward:
     __name__ = "tiny_rm"   # TRL names its reward metrics after the function
 
     def __init__(self):
-        from rlhf_lab.reward import load_reward_model
+        from rlhf_lab.reward.model import load_reward_model
 
         self.rm = load_reward_model("tiny-rm").eval().requires_grad_(False)
         self.calls, self.completions, self.tokens = 0, 0, 0
@@ -77,7 +77,7 @@ def _prompts(iterations: int) -> list[str]:
 
 
 def ours(algo: str, iterations: int) -> dict:
-    from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
+    from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 
     texts = _prompts(iterations)
     reward = CountingReward()

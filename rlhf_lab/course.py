@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from .config import Profile
+from rlhf_lab.config import Profile
 
 LINKS = ("sft", "labels", "reward_model")
 """The chain's artefacts, in the order they are made."""
@@ -61,7 +61,7 @@ def is_built(profile: Profile, link: str) -> bool:
     where = link_path(profile, link)
     if link == "labels":
         return Path(where).is_file() and Path(where).stat().st_size > 0
-    from .models import SHIPPED, SHIPPED_REWARD_MODELS
+    from rlhf_lab.lm.models import SHIPPED, SHIPPED_REWARD_MODELS
     if where in SHIPPED or where in SHIPPED_REWARD_MODELS:
         return True
     folder = Path(where)
@@ -140,8 +140,8 @@ def prepare(profile: Profile, device=None, progress: bool = True, rebuild: bool 
 
 
 def _build_sft(profile: Profile, device=None, progress: bool = True) -> None:
-    from .models import ModelLoadError
-    from .pretrain import SFTConfig, sft
+    from rlhf_lab.lm.models import ModelLoadError
+    from rlhf_lab.lm.pretrain import SFTConfig, sft
 
     cfg = preset(profile, SFTConfig, device=None if device is None else str(device))
     try:
@@ -154,7 +154,7 @@ def _build_sft(profile: Profile, device=None, progress: bool = True) -> None:
 
 
 def _build_labels(profile: Profile, device=None, progress: bool = True) -> None:
-    from .labelers import build_simulated_dataset
+    from rlhf_lab.labels.labelers import build_simulated_dataset
 
     target = Path(profile.labels)
     if target.name != "simulated.jsonl":
@@ -166,9 +166,10 @@ def _build_labels(profile: Profile, device=None, progress: bool = True) -> None:
 
 
 def _build_reward_model(profile: Profile, device=None, progress: bool = True) -> None:
-    from .config import get_device, set_seed
-    from .preferences import load_preferences
-    from .reward import RewardConfig, RewardModel, train_reward_model
+    from rlhf_lab.config import get_device, set_seed
+    from rlhf_lab.labels.preferences import load_preferences
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
+    from rlhf_lab.reward.model import RewardModel
 
     cfg = preset(profile, RewardConfig, normalise_std=True, device=None if device is None else str(device))
     records = load_preferences(profile.labels, labeler=LABELER)
@@ -196,8 +197,9 @@ def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[lis
       latest ranking per (labeler, prompt), when they hold at least ``min_own``;
     * else the profile's simulated labels of `LABELER`.
     """
-    from .config import runs_dir
-    from .preferences import PreferenceStore, current_records, load_preferences
+    from rlhf_lab.config import runs_dir
+    from rlhf_lab.labels.store import PreferenceStore, current_records
+    from rlhf_lab.labels.preferences import load_preferences
 
     if labels:
         records = load_preferences(labels)
@@ -216,7 +218,7 @@ def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[lis
 def short(path) -> str:
     """A name as given, a path under the runs folder as runs/..., one under the repository as data/...:
     what notebooks print, so that their outputs show no home folder."""
-    from .config import _short, repo_root
+    from rlhf_lab.config import _short, repo_root
 
     text = _short(str(path))
     try:
@@ -252,9 +254,9 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
     03's own in runs/reward_model), labels other than the chain's, unless they (or a labeling set)
     rank completions of the chain's SFT model, as notebook 02 makes them. Empty when a run stood on
     the chain."""
-    from .artefacts import LOADED
-    from .config import runs_dir
-    from .models import resolve
+    from rlhf_lab.utils.artefacts import LOADED
+    from rlhf_lab.config import runs_dir
+    from rlhf_lab.lm.models import resolve
 
     def where(name):
         try:
@@ -280,8 +282,8 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
 
 def _sampled_from(path: Path, kind: str) -> set[str]:
     """The models whose completions a label file or a labeling set holds (empty if it cannot be read)."""
-    from .label_sets import SetHeader
-    from .store import PreferenceStore
+    from rlhf_lab.labels.label_sets import SetHeader
+    from rlhf_lab.labels.store import PreferenceStore
 
     try:   # read, not loaded: nothing is added to LOADED
         if kind == "label-set":

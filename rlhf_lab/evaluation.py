@@ -18,12 +18,10 @@ import random
 
 import torch
 
-from .exercises import exercise
-
 
 def _flat_pairs(groups):
     """(prompt, winner text, loser text) for every ranked pair of preference records or ranked groups."""
-    from .reward import as_groups
+    from rlhf_lab.reward.train import as_groups
 
     return [(g.prompt, g.completions[w], g.completions[l]) for g in as_groups(groups) for w, l in g.pairs()]
 
@@ -34,7 +32,7 @@ def pair_margins(rm, groups) -> torch.Tensor:
     Each completion is scored once (K forwards per prompt, as in training), then the
     C(K, 2) margins are read off those K rewards, in the order of `_flat_pairs`.
     """
-    from .reward import as_groups
+    from rlhf_lab.reward.train import as_groups
 
     groups = as_groups(groups)
     rewards = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
@@ -99,7 +97,7 @@ def correlation(x, y) -> dict[str, float]:
 
 def gold_correlation(rm, prompts, completions) -> dict[str, float]:
     """Correlation of r_phi with the gold judge on (world Prompt, completion) pairs."""
-    from .world import judge_many
+    from rlhf_lab.world.reviews import judge_many
 
     gold = [s.gold for s in judge_many(prompts, completions)]
     proxy = rm.score([p.text for p in prompts], list(completions))
@@ -132,7 +130,7 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
     "by_kind" (`world.summarise` of the opening and of the instruction prompts separately) and
     per-response lists under "completions", "golds", "scores", "kls".
     """
-    from .config import set_seed
+    from rlhf_lab.config import set_seed
 
     with torch.random.fork_rng(devices=[]):   # the caller's random stream (a training run) is left as it was
         set_seed(seed)
@@ -141,8 +139,8 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
 
 
 def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens, batch_size):
-    from .generation import sample, token_logprobs
-    from .world import judge_many, summarise
+    from rlhf_lab.lm.generation import sample, token_logprobs
+    from rlhf_lab.world.reviews import judge_many, summarise
 
     completions, kls, lengths, finished = [], [], [], []
     device = next(policy.parameters()).device
@@ -248,9 +246,9 @@ def sample_n(model, tokenizer, prompts, n: int, max_new_tokens: int = 48, temper
              seed: int = 0, batch_rows: int = 256) -> dict:
     """N samples per prompt (the pool best-of-n picks from) and their gold scores, without touching the
     caller's random stream. Returns {"completions": P lists of n strings, "gold": (P, n) tensor}."""
-    from .config import set_seed
-    from .generation import sample
-    from .world import judge_many
+    from rlhf_lab.config import set_seed
+    from rlhf_lab.lm.generation import sample
+    from rlhf_lab.world.reviews import judge_many
 
     per_batch = max(1, batch_rows // n)
     completions = []
@@ -272,32 +270,3 @@ def score_samples(reward_fn, prompts, completions, batch_size: int = 256) -> tor
     scores = torch.cat([reward_fn(flat_p[i:i + batch_size], flat_c[i:i + batch_size]).float().cpu()
                         for i in range(0, len(flat_c), batch_size)])
     return scores.reshape(len(completions), -1)
-
-
-# ---- exercises of notebook 07 ------------------------------------------------------------------
-
-
-@exercise("07.1")
-def _bon_kl_exercise(answer) -> tuple[bool, str]:
-    """(exact KL, the bound log n - (n-1)/n) of best-of-2 on three equally likely outcomes a < b < c."""
-    probs, proxy = torch.full((3,), 1 / 3, dtype=torch.float64), torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
-    want = (float(exact_best_of_n_kl(probs, proxy, 2)), best_of_n_kl(2))
-    got = tuple(float(x) for x in answer)
-    if len(got) == 2 and all(abs(g - w) < 1e-3 for g, w in zip(got, want)):
-        return True, f"exact {want[0]:.4f} < bound {want[1]:.4f}: with few outcomes, ties make the formula an overestimate"
-    return False, ("the best of 2 draws is c with probability 1 - (2/3)^2, b with (2/3)^2 - (1/3)^2, a with (1/3)^2; "
-                   "KL = sum p log(p / (1/3))")
-
-
-@exercise("07.2")
-def _exact_bon_exercise(answer) -> tuple[bool, str]:
-    """A function (probs (K,), proxy (K,), n) -> the exact KL of best-of-n on a categorical."""
-    g = torch.Generator().manual_seed(7)
-    for k, n in ((5, 2), (20, 4), (50, 16)):
-        probs = torch.softmax(torch.randn(k, generator=g), -1)
-        proxy = torch.randn(k, generator=g)
-        want = exact_best_of_n_kl(probs, proxy, n)
-        got = float(answer(probs.clone(), proxy.clone(), n))
-        if not math.isclose(got, want, abs_tol=1e-5):
-            return False, f"K={k}, n={n}: expected {want:.5f}, got {got:.5f} (P(best = a) = F(a)^n - F(a-)^n)"
-    return True, "the analytic log n - (n-1)/n is its limit when no single outcome is likely"

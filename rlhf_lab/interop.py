@@ -1,7 +1,7 @@
 """The kit's artefacts in TRL: the same loss from both, on the same labels and the same reward model.
 
-The labels leave the kit as a ``datasets.Dataset`` (`rlhf_lab.preferences.to_dataset`) and the reward
-model as the sequence classifier TRL's RewardTrainer trains (`rlhf_lab.reward_model`). As a check
+The labels leave the kit as a ``datasets.Dataset`` (`rlhf_lab.labels.preferences.to_dataset`) and the reward
+model as the sequence classifier TRL's RewardTrainer trains (`rlhf_lab.reward.model`). As a check
 that nothing is lost on the way, `reward_loss_at_step0` computes the Bradley-Terry loss of one saved
 reward model on the same pairs twice: with the kit's `bt_loss` on the kit's scores, and with TRL's
 RewardTrainer on its own first batch before its first step (its own tokenisation, EOS appended,
@@ -41,10 +41,10 @@ def reward_loss_at_step0(folder, records, n_pairs: int = 16) -> dict:
         raise ImportError(TRL_MISSING)
     from transformers import AutoModelForSequenceClassification
 
-    from .models import load_tokenizer
-    from .preferences import to_dataset
-    from .reward import bt_loss
-    from .reward_model import RewardModel
+    from rlhf_lab.lm.models import load_tokenizer
+    from rlhf_lab.labels.preferences import to_dataset
+    from rlhf_lab.reward.losses import bt_loss
+    from rlhf_lab.reward.model import RewardModel
 
     pairs = to_dataset(records)
     if n_pairs < 1 or len(pairs) < n_pairs:
@@ -94,7 +94,7 @@ def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     ``--reward_model_name_or_path`` scores prompt + completion without the EOS token, which is not
     the input the kit's reward model was trained on. Returns one reward per completion.
     """
-    from .reward_model import SHIPPED_REWARD_MODEL, load_reward_model, reward_function
+    from rlhf_lab.reward.model import SHIPPED_REWARD_MODEL, load_reward_model, reward_function
 
     if prompts and not isinstance(prompts[0], str):
         raise ValueError("kit_reward_model scores plain text; the prompts are conversational (lists of messages): "

@@ -57,7 +57,7 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session")
 def tiny():
     """(model, tokenizer) of the shipped SFT model, frozen, on the CPU."""
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.models import load_model
 
     return load_model("tiny", role="reference", device="cpu")
 

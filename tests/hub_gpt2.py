@@ -2,7 +2,7 @@
 
 The hub's ``gpt2`` cannot be downloaded here, but what makes it different from the embedded
 model can be rebuilt: its tokenizer (vocabulary 50,257, EOS 50256 doubling as BOS, **no PAD**;
-`rlhf_lab.gpt2_bpe`, from GPT-2's own BPE files, hash-checked) and a ``GPT2LMHeadModel`` whose
+`rlhf_lab.lm.gpt2_bpe`, from GPT-2's own BPE files, hash-checked) and a ``GPT2LMHeadModel`` whose
 embedding has exactly 50,257 rows.
 The weights are random (2 layers, width 32): the tests check mechanics, not language.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from rlhf_lab.gpt2_bpe import gpt2_tokenizer
+from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
 
 
 def build_hub_gpt2(folder, seed: int = 0, n_layer: int = 2, n_embd: int = 32, n_positions: int = 128) -> Path:

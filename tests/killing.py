@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 FILE_EVENTS = {"open", "os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.truncate",
-               "rlhf_lab.artefacts.exchange"}
+               "rlhf_lab.utils.artefacts.exchange"}
 
 
 def in_child(body, kill_at: int | None = None, fallback: bool = False) -> str:
@@ -35,7 +35,7 @@ def in_child(body, kill_at: int | None = None, fallback: bool = False) -> str:
         try:
             torch.set_num_threads(1)   # no OpenMP pool after fork
             if fallback:
-                import rlhf_lab.artefacts as artefacts
+                import rlhf_lab.utils.artefacts as artefacts
                 artefacts.exchange = lambda a, b: False
             if kill_at is not None:
                 count = [0]
@@ -94,7 +94,7 @@ class RewardModelCase:
     name = "reward model"
 
     def __init__(self, folder: Path):
-        from rlhf_lab.reward import load_reward_model
+        from rlhf_lab.reward.model import load_reward_model
 
         self.out, self.rm = folder / "rm", load_reward_model("tiny-rm", device="cpu")
 
@@ -105,7 +105,7 @@ class RewardModelCase:
         self.rm.save_pretrained(self.out, extra={"marker": marker})
 
     def load(self) -> int | tuple:
-        from rlhf_lab.reward import RewardModel
+        from rlhf_lab.reward.model import RewardModel
 
         rm = RewardModel.from_pretrained(self.out, device="cpu")
         head, backbone = int(rm.head.weight[0, 0].item()), int(rm.backbone.get_input_embeddings().weight[0, 0].item())
@@ -118,9 +118,9 @@ class PPOCase:
     name = "PPO checkpoint"
 
     def __init__(self, folder: Path):
-        from rlhf_lab.ppo import PPOConfig
-        from rlhf_lab.ppo_trainer import PPOTrainer
-        from rlhf_lab.world import ReviewWorld
+        from rlhf_lab.rl.ppo import PPOConfig
+        from rlhf_lab.rl.ppo_trainer import PPOTrainer
+        from rlhf_lab.world.reviews import ReviewWorld
 
         cfg = PPOConfig(batch_size=8, mini_batch_size=4, max_new_tokens=8, iterations=1, device="cpu")
         self.out = folder / "ppo"
@@ -132,9 +132,9 @@ class PPOCase:
         self.trainer.save(self.out)
 
     def load(self) -> int:
-        from rlhf_lab.models import load_model
-        from rlhf_lab.checkpoints import read_checkpoint
-        from rlhf_lab.ppo import PPOConfig
+        from rlhf_lab.lm.models import load_model
+        from rlhf_lab.rl.checkpoints import read_checkpoint
+        from rlhf_lab.rl.ppo import PPOConfig
 
         cp = read_checkpoint(self.out, PPOConfig)   # every file but the policy's weights, checked
         load_model(str(self.out / "policy"), role="reference", device="cpu")

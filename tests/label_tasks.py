@@ -1,6 +1,6 @@
 """Ranking tasks written by hand, for the ranker and class-labeling tests (no model needed)."""
-from rlhf_lab.preferences import LabelTask
-from rlhf_lab.world import ReviewWorld, judge_completion
+from rlhf_lab.labels.preferences import LabelTask
+from rlhf_lab.world.reviews import ReviewWorld, judge_completion
 
 POOL = [" The plot is brilliant.", " The plot is dull.", " The plot is fine, but the ending drags.",
         " I loved the plot.", " The plot is not bad.", " The acting is wooden."]

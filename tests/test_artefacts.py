@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-import rlhf_lab.artefacts as artefacts
+import rlhf_lab.utils.artefacts as artefacts
 from killing import PPOCase, RewardModelCase, in_child, leftovers, random_kills
-from rlhf_lab.artefacts import ArtefactError, atomic_dir, check_writable, read_json, recover, write_json
+from rlhf_lab.utils.artefacts import ArtefactError, atomic_dir, check_writable, read_json, recover, write_json
 
 
 # ---- files and folders -------------------------------------------------------------------
@@ -145,16 +145,16 @@ def test_random_kills_lose_no_checkpoint_and_no_reward_model(ppo_case, rm_case):
 def test_interrupted_reward_command_says_nothing_was_saved_and_keeps_the_old_model(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the middle of a save (the old code once left a new backbone with the old head and said
     'nothing was saved'): the old model stays, whole, and the message is true."""
-    import rlhf_lab.reward as reward
-    from rlhf_lab.cli import main
-    from rlhf_lab.preferences import PreferenceStore, load_preferences
+    import rlhf_lab.reward.model as reward_model
+    from rlhf_lab.cli.main import main
+    from rlhf_lab.labels.store import PreferenceStore
+    from rlhf_lab.labels.preferences import load_preferences
 
     labels = tmp_path / "labels" / "few.jsonl"
     PreferenceStore(labels).extend(load_preferences(labeler="sim-gold")[:40])
     out = tmp_path / "rm"
     assert main(["reward", "--labels", str(labels), "--epochs", "1", "--out", str(out), "--device", "cpu"]) == 0
-    before = reward.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
-    import rlhf_lab.reward_model as reward_model
+    before = reward_model.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
 
     def interrupted(*a, **k):    # Ctrl-C after the weights and the tokenizer, while writing the model card
         raise KeyboardInterrupt
@@ -163,13 +163,13 @@ def test_interrupted_reward_command_says_nothing_was_saved_and_keeps_the_old_mod
                  "--device", "cpu"]) == 130
     assert "nothing was saved" in capsys.readouterr().err
     monkeypatch.undo()
-    after = reward.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
+    after = reward_model.load_reward_model(str(out)).score(["Write a review."], ["A fine film."])
     assert torch.equal(before, after) and sorted(p.name for p in tmp_path.iterdir()) == ["labels", "rm"]
 
 
 def test_interrupted_ppo_command_names_the_checkpoint_it_saved(tmp_path, monkeypatch, capsys):
-    from rlhf_lab.cli import main
-    from rlhf_lab.ppo_trainer import PPOTrainer
+    from rlhf_lab.cli.main import main
+    from rlhf_lab.rl.ppo_trainer import PPOTrainer
 
     real, calls = PPOTrainer.iteration, []
 
@@ -189,7 +189,7 @@ def test_interrupted_ppo_command_names_the_checkpoint_it_saved(tmp_path, monkeyp
 
 def test_simulated_labels_are_written_atomically(tmp_path, monkeypatch):
     """An interrupted `rlhf-lab label` leaves the earlier file whole (and no partial file)."""
-    from rlhf_lab.labelers import build_simulated_dataset
+    from rlhf_lab.labels.labelers import build_simulated_dataset
 
     build_simulated_dataset(tmp_path, n_prompts=2, k=2, personas=("gold",), max_new_tokens=8)
     before = (tmp_path / "simulated.jsonl").read_bytes()

@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 
-from rlhf_lab.bandit import (Bandit, BanditConfig, LanguageBandit, expected_regret, gold_reward,
-                             gradient_bandit_update, token_steps, train_bandit)
+from rlhf_lab.rl.bandit import (Bandit, BanditConfig, LanguageBandit, expected_regret, gold_reward,
+                                gradient_bandit_update, token_steps, train_bandit)
 from rlhf_lab.config import set_seed
-from rlhf_lab.exercises import check
-from rlhf_lab.generation import sample
-from rlhf_lab.world import ReviewWorld, judge_completion
+from rlhf_lab.exercises.registry import check
+from rlhf_lab.lm.generation import sample
+from rlhf_lab.world.reviews import ReviewWorld, judge_completion
 
 
 def test_gradient_bandit_update_by_hand():

@@ -52,9 +52,9 @@ def _write_notebook(folder: Path, store: Path) -> Path:
     code = f"""
 import os
 os.environ["RLHF_LAB_RUNS"] = {str(folder / "runs")!r}
-from rlhf_lab.preferences import LabelTask
-from rlhf_lab.ranker import Ranker
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.labels.preferences import LabelTask
+from rlhf_lab.labels.ranker import Ranker
+from rlhf_lab.world.reviews import ReviewWorld
 texts = (" The plot is brilliant.", " The plot is dull.", " The plot is fine, but slow.", " I loved the plot.")
 tasks = [LabelTask(p, texts, (0.0,) * 4, "tiny") for p in ReviewWorld(0).instruction_prompts(2)]
 ranker = Ranker(tasks, {str(store)!r}, labeler="browser-test")
@@ -178,6 +178,6 @@ def test_rank_in_jupyterlab_in_headless_chromium(tmp_path):
     assert records[0]["prompt_id"] == "ins-train-00000" and records[0]["source"] == "human"
     assert records[1]["retracted"] and records[1]["ranking"] == ORDER
     assert records[2]["ranking"] == CORRECTED and not records[2]["retracted"]
-    from rlhf_lab.preferences import load_preferences
+    from rlhf_lab.labels.preferences import load_preferences
     assert [(r.prompt_id, r.ranking) for r in load_preferences(store)] == [("ins-train-00000", CORRECTED)]
     print(f"browser round trip in {time.perf_counter() - start:.1f} s")

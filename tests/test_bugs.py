@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from rlhf_lab import bugs
-from rlhf_lab.exercises import check
+from rlhf_lab.exercises import bugs
+from rlhf_lab.exercises.registry import check
 
 BROKEN = {1: bugs.broken_logprobs, 2: bugs.broken_policy_logprobs, 3: bugs.broken_response_mask,
           4: bugs.broken_scores, 5: bugs.broken_loss_mean}

@@ -4,8 +4,8 @@ import re
 
 import torch
 
-from rlhf_lab.cards import records_sha256, texts_sha256
-from rlhf_lab.preferences import load_preferences
+from rlhf_lab.utils.cards import records_sha256, texts_sha256
+from rlhf_lab.labels.preferences import load_preferences
 
 
 def card_rows(folder) -> dict:
@@ -24,8 +24,8 @@ def run_card_code(folder, **names) -> dict:
 def test_a_pretrained_model_card_hashes_its_generated_data_and_its_code_runs(tmp_path):
     from dataclasses import replace
 
-    from rlhf_lab.pretrain import PretrainConfig, pretrain
-    from rlhf_lab.world import ReviewWorld
+    from rlhf_lab.lm.pretrain import PretrainConfig, pretrain
+    from rlhf_lab.world.reviews import ReviewWorld
 
     cfg = replace(PretrainConfig.demo(), steps=2, n_docs=200, device="cpu")
     pretrain(cfg, out_dir=tmp_path / "upt", progress=False)
@@ -37,7 +37,7 @@ def test_a_pretrained_model_card_hashes_its_generated_data_and_its_code_runs(tmp
 
 
 def test_a_dpo_policy_card_hashes_the_rankings_it_was_trained_on(tmp_path, tiny):
-    from rlhf_lab.models import save_policy
+    from rlhf_lab.lm.models import save_policy
 
     model, tok = tiny
     records = load_preferences(labeler="sim-gold")[:10]
@@ -51,8 +51,8 @@ def test_a_dpo_policy_card_hashes_the_rankings_it_was_trained_on(tmp_path, tiny)
 def test_an_rl_checkpoint_policy_card_hashes_its_prompts(tmp_path):
     import hashlib
 
-    from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
-    from rlhf_lab.world import ReviewWorld
+    from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+    from rlhf_lab.world.reviews import ReviewWorld
 
     cfg = GroupConfig(algo="rloo", batch_size=8, mini_batch_size=8, num_generations=4, max_new_tokens=6,
                       num_iterations=1, device="cpu")
@@ -64,7 +64,7 @@ def test_an_rl_checkpoint_policy_card_hashes_its_prompts(tmp_path):
 
 
 def test_the_reward_model_card_loads_and_scores_as_the_kit(tmp_path):
-    from rlhf_lab.reward_model import load_reward_model
+    from rlhf_lab.reward.model import load_reward_model
 
     folder = tmp_path / "rm"
     rm = load_reward_model("tiny-rm", device="cpu")

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 from label_tasks import make_tasks as tasks
 
-from rlhf_lab import aggregation as agg
-from rlhf_lab import pooling
-from rlhf_lab.cli import main
-from rlhf_lab.label_sets import LabelSetError, as_label_set, load_label_set, write_label_set
-from rlhf_lab.labelers import SimulatedLabeler
-from rlhf_lab.preferences import LabelTask, PreferenceRecord, PreferenceStore, current_records, load_preferences
-from rlhf_lab.ranker import Ranker, letters
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.labels import aggregation as agg
+from rlhf_lab.labels import pooling
+from rlhf_lab.cli.main import main
+from rlhf_lab.labels.label_sets import LabelSetError, as_label_set, load_label_set, write_label_set
+from rlhf_lab.labels.labelers import SimulatedLabeler
+from rlhf_lab.labels.preferences import LabelTask, load_preferences
+from rlhf_lab.labels.store import PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
+from rlhf_lab.labels.ranker import Ranker
+from rlhf_lab.labels.ranker_view import letters
+from rlhf_lab.world.reviews import ReviewWorld
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_a_changed_or_damaged_set_is_refused_naming_file_and_line(set_file, edit
 
 
 def test_make_label_set_from_the_tiny_model_is_seeded(tiny):
-    from rlhf_lab.label_sets import make_label_set
+    from rlhf_lab.labels.label_sets import make_label_set
 
     model, tok = tiny
     prompts = ReviewWorld(0).prompts(3, kind="mixed", split="train")
@@ -233,9 +235,9 @@ def test_consensus_is_bradley_terry_per_prompt_and_matches_the_slow_fit():
     cons = pooling.consensus(some)
     assert {c.labeler for c in cons} == {"pooled"} and len(cons) == len({r.prompt_id for r in some})
     for c in cons[:5]:
-        pairs = [p for r in some if r.prompt_id == c.prompt_id for p in agg.ranking_to_pairs(r.ranking)]
+        pairs = [p for r in some if r.prompt_id == c.prompt_id for p in ranking_to_pairs(r.ranking)]
         theta = agg.bradley_terry(pairs)
-        fast = pooling.bradley_terry_groups(_wins(pairs, c.k))[0]
+        fast = agg.bradley_terry_groups(_wins(pairs, c.k))[0]
         assert fast.tolist() == pytest.approx([theta.get(i, 0.0) for i in range(c.k)], abs=1e-5)
         assert c.ranking == sorted(range(c.k), key=lambda i: (-round(theta.get(i, 0.0), 9), i))
     unanimous = [rec([2, 0, 1], datetime(2026, 12, 1), labeler=n) for n in "abc"]
@@ -294,6 +296,6 @@ def test_notebook_03_trains_on_a_pooled_file_when_one_is_given(tmp_path, monkeyp
     assert len(records) == 10 and {r.labeler for r in records} == {"ada", "bob"} and "2 labelers" in source
     records, source = course.reward_labels(profile, min_own=10)   # the student's own files, set folders included
     assert len(records) == 10 and source.startswith("your labels")
-    from rlhf_lab.reward import RewardConfig, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
     _, hist = train_reward_model(RewardConfig(epochs=1, prompts_per_batch=2), records)
     assert hist.loss and all(math.isfinite(x) for x in hist.loss)

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from rlhf_lab.cli import main
+from rlhf_lab.cli.main import main
 
 
 def test_sample_prints_n_reviews_with_gold_scores(capsys):
@@ -43,7 +43,7 @@ def test_console_script_help_lists_commands():
 def test_sft_takes_its_base_from_the_size_preset_unless_given(monkeypatch, tmp_path):
     import types
 
-    import rlhf_lab.pretrain as pt
+    import rlhf_lab.lm.pretrain as pt
 
     seen = []
 

@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab import dpo
-from rlhf_lab.exercises import check
-from rlhf_lab.generation import token_logprobs
-from rlhf_lab.preferences import load_preferences
+from rlhf_lab.rl import dpo
+from rlhf_lab.exercises.registry import check
+from rlhf_lab.labels.preferences import load_preferences
 
 
 def test_dpo_loss_hand_values():
@@ -101,12 +100,12 @@ def test_seeded_dpo_run_learns_and_moves_the_policy():
     assert hist.val_accuracy[-1] > 0.6, hist.val_accuracy     # above chance on held-out pairs
     assert all(math.isfinite(x) for x in hist.loss)
     assert sum(hist.loss[-4:]) / 4 < math.log(2)
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.models import load_model
     ref, tok = load_model("tiny", role="reference")
     changed = [not torch.equal(a, b) for a, b in zip(policy.parameters(), ref.parameters())]
     assert any(changed)
     from rlhf_lab.evaluation import evaluate_policy
-    from rlhf_lab.world import ReviewWorld
+    from rlhf_lab.world.reviews import ReviewWorld
     kl = evaluate_policy(policy, ref, tok, ReviewWorld(0).prompts(16, split="test"), max_new_tokens=16)["kl"]
     assert kl > 0.05
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhf_lab.evaluation import calibration, correlation, pair_margins, pairwise_accuracy, worst_pairs
-from rlhf_lab.reward import RankedGroup
+from rlhf_lab.reward.train import RankedGroup
 
 
 class LengthReward:
@@ -100,7 +100,7 @@ def test_fit_gao_recovers_coefficients():
 
 def test_exercises_07(capsys):
     from rlhf_lab.evaluation import best_of_n_kl, exact_best_of_n_kl
-    from rlhf_lab.exercises import check
+    from rlhf_lab.exercises.registry import check
 
     # by hand: best of 2 of {a, b, c} (1/3 each) is c w.p. 5/9, b 3/9, a 1/9
     exact = 5 / 9 * math.log(5 / 3) + 1 / 9 * math.log(1 / 3)

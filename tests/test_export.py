@@ -1,7 +1,7 @@
 """Preference data for the ecosystem: a datasets.Dataset, JSONL and Parquet that TRL trains on."""
 import pytest
 
-from rlhf_lab.preferences import PAIR_COLUMNS, export_pairs, load_preferences, to_dataset, to_pairs
+from rlhf_lab.labels.preferences import PAIR_COLUMNS, export_pairs, load_preferences, to_dataset, to_pairs
 
 RECORDS = load_preferences()[:40]
 
@@ -48,7 +48,7 @@ def test_trl_reward_trainer_trains_one_step_on_the_export(tmp_path):
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from rlhf_lab.models import load_tokenizer, resolve
+    from rlhf_lab.lm.models import load_tokenizer, resolve
 
     path = tmp_path / "pairs.jsonl"
     export_pairs(RECORDS, path)

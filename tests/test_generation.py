@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from rlhf_lab.config import set_seed
-from rlhf_lab.generation import (encode_prompts, position_ids_from_mask, sample, sequence_logprob,
-                                 token_logprobs)
+from rlhf_lab.lm.generation import encode_prompts, position_ids_from_mask, sample, sequence_logprob, token_logprobs
 
 PROMPTS = ['Write a review of the plot of "Glass Orchard".\nReview:', "The acting is"]
 
@@ -105,7 +104,7 @@ def test_bad_arguments_are_rejected(tiny):
 def test_only_the_finished_row_pad_notice_is_filtered():
     import logging
 
-    from rlhf_lab.generation import _FinishedRowPadNotice
+    from rlhf_lab.lm.generation import _FinishedRowPadNotice
 
     def record(msg):
         return logging.LogRecord("transformers.modeling_utils", logging.WARNING, __file__, 1, msg, None, None)

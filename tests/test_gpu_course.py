@@ -4,7 +4,7 @@
 chain's base (``RLHF_LAB_BASE``): notebook 00 fine-tunes it into the chain's SFT model, 02 makes its
 labels, 03 its reward model, and 04-07 stand on them. One kernel runs the notebooks in order and
 clears its namespace (``%reset -f``) between them, so that no notebook sees another's variables; after
-each notebook a probe cell reports what it loaded (`rlhf_lab.artefacts.LOADED`), which must all be
+each notebook a probe cell reports what it loaded (`rlhf_lab.utils.artefacts.LOADED`), which must all be
 the chain's own, and the chain's fingerprints, which must not change once made.
 """
 import json
@@ -24,7 +24,8 @@ EXTRA = {
 }
 PROBE = """
 import json as _json
-from rlhf_lab import artefacts as _artefacts, course as _course
+from rlhf_lab.utils import artefacts as _artefacts
+from rlhf_lab import course as _course
 print("PROBE " + _json.dumps({"foreign": _course.foreign_loads(profile), "loaded": _artefacts.LOADED,
                               "chain": _json.loads(_course.chain_record(profile)), "model_name": profile.model_name,
                               "smoke": profile.smoke, "extra": %s}))
@@ -113,9 +114,9 @@ def test_a_missing_link_names_the_notebook_and_the_command(link, tmp_path, monke
 def test_preset_is_the_profile_preset_on_its_chain(tmp_path, monkeypatch):
     from rlhf_lab import course
     from rlhf_lab.config import Profile
-    from rlhf_lab.dpo import DPOConfig
-    from rlhf_lab.ppo import PPOConfig
-    from rlhf_lab.reward import RewardConfig
+    from rlhf_lab.rl.dpo import DPOConfig
+    from rlhf_lab.rl.ppo import PPOConfig
+    from rlhf_lab.reward.train import RewardConfig
 
     monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
     cpu, gpu = Profile.cpu(), Profile.gpu()
@@ -145,7 +146,7 @@ def test_foreign_loads_name_what_is_not_the_chain(tmp_path, monkeypatch):
     assert course.foreign_loads(gpu, loaded) == loaded[4:]             # the tiny model's artefacts are foreign
     assert course.foreign_loads(Profile.cpu(), loaded[4:]) == []       # and the cpu chain's own
     # labels a notebook ranks itself count as the chain's when they rank the chain's SFT model's completions
-    from rlhf_lab.preferences import PreferenceRecord, PreferenceStore
+    from rlhf_lab.labels.store import PreferenceRecord, PreferenceStore
     own, other = tmp_path / "own.jsonl", tmp_path / "other.jsonl"
     for path, model in ((own, gpu.model_name), (other, "tiny")):
         PreferenceStore(path).append(PreferenceRecord(prompt_id="p", prompt="x", completions=[" a.", " b."],

@@ -12,13 +12,14 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from rlhf_lab.dpo import DPOConfig, train_dpo
-from rlhf_lab.models import load_tokenizer
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.preferences import load_preferences
-from rlhf_lab.reward import RewardConfig, RewardModel, train_reward_model
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.dpo import DPOConfig, train_dpo
+from rlhf_lab.lm.models import load_tokenizer
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.labels.preferences import load_preferences
+from rlhf_lab.reward.train import RewardConfig, train_reward_model
+from rlhf_lab.reward.model import RewardModel
+from rlhf_lab.world.reviews import ReviewWorld
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,8 @@ def test_ppo_gpu_preset_runs_on_cpu(small_gpt2, force_cpu_autocast):
 def test_compiled_generation_samples_what_eager_generation_does(small_gpt2):
     """The static cache and the compiled decode step (and the prompts' extra left padding) change no sample."""
     from rlhf_lab.config import set_seed
-    from rlhf_lab.generation import sample
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.generation import sample
+    from rlhf_lab.lm.models import load_model
 
     model, tok = load_model(small_gpt2, role="reference")
     prompts = [p.text for p in ReviewWorld(0).prompts(3)]

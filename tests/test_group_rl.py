@@ -1,11 +1,11 @@
-"""The critic-free estimators and losses of rlhf_lab.group_rl, against slow loops and hand values."""
+"""The critic-free estimators and losses of rlhf_lab.rl.group_rl, against slow loops and hand values."""
 import math
 
 import pytest
 import torch
 
-from rlhf_lab import group_rl as g
-from rlhf_lab.ppo import kl_estimate
+from rlhf_lab.rl import group_rl as g
+from rlhf_lab.rl.ppo import kl_estimate
 
 
 def _slow(rewards, method, valid=None, eps=g.STD_EPS):
@@ -125,7 +125,7 @@ def test_k1_k2_k3_against_the_exact_kl_of_a_categorical():
 
 
 def test_notebook_08_exercises_accept_the_answer_and_explain_the_usual_mistakes():
-    from rlhf_lab.exercises import check
+    from rlhf_lab.exercises.registry import check
 
     assert check("08.1", [-8 / 3, -4 / 3, 0.0, 4.0])
     assert not check("08.1", [-2.0, -1.0, 0.0, 3.0])              # Dr. GRPO's centring, not RLOO

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rlhf_lab.config import ConfigError
-from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+from rlhf_lab.world.reviews import ReviewWorld
 
 
 def _cfg(algo, **kw):
@@ -81,7 +81,7 @@ def test_config_values_are_checked_up_front():
 
 
 def test_cli_trains_resumes_and_refuses_another_algorithms_run(tmp_path, capsys):
-    from rlhf_lab.cli import main
+    from rlhf_lab.cli.main import main
 
     out = str(tmp_path / "grpo")
     small = ["--iterations", "1", "--batch-size", "8", "--mini-batch-size", "4", "--max-new-tokens", "8",

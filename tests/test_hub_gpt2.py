@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rlhf_lab.config import set_seed
-from rlhf_lab.generation import sample, token_logprobs
-from rlhf_lab.models import ADDED_PAD, PAD_LOGIT, load_model, save_policy
-from rlhf_lab.preferences import load_preferences
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.lm.generation import sample, token_logprobs
+from rlhf_lab.lm.models import ADDED_PAD, PAD_LOGIT, load_model, save_policy
+from rlhf_lab.labels.preferences import load_preferences
+from rlhf_lab.world.reviews import ReviewWorld
 
 PROMPTS = ReviewWorld(0).prompts(16, kind="mixed", split="train")   # of different lengths: padded batches
 
@@ -68,7 +68,8 @@ def test_a_saved_policy_reloads_with_the_same_weights_and_pad_rule(hub_gpt2, tmp
 @pytest.fixture(scope="module")
 def hub_rm(hub_gpt2):
     """A reward model on the hub-shaped GPT-2, trained a few steps on shipped rankings."""
-    from rlhf_lab.reward import RewardConfig, RewardModel, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
+    from rlhf_lab.reward.model import RewardModel
 
     records = load_preferences(labeler="sim-gold")[:48]
     rm = RewardModel.from_backbone(hub_gpt2, device="cpu")
@@ -78,7 +79,7 @@ def hub_rm(hub_gpt2):
 
 
 def test_reward_model_trains_scores_saves_and_reloads(hub_rm, tmp_path):
-    from rlhf_lab.reward import load_reward_model
+    from rlhf_lab.reward.model import load_reward_model
 
     rm, hist = hub_rm
     assert len(hist.loss) >= 4 and all(torch.isfinite(torch.tensor(hist.loss)))
@@ -90,7 +91,7 @@ def test_reward_model_trains_scores_saves_and_reloads(hub_rm, tmp_path):
 
 
 def test_dpo_runs_and_starts_with_zero_margins(hub_gpt2):
-    from rlhf_lab.dpo import DPOConfig, train_dpo
+    from rlhf_lab.rl.dpo import DPOConfig, train_dpo
 
     records = load_preferences(labeler="sim-gold")[:16]
     cfg = DPOConfig(model=hub_gpt2, batch_size=8, eval_every=10**6, lr=1e-4, device="cpu")
@@ -100,8 +101,8 @@ def test_dpo_runs_and_starts_with_zero_margins(hub_gpt2):
 
 
 def test_ppo_runs_and_its_step_zero_kl_is_exactly_zero(hub_gpt2, hub_rm, tmp_path):
-    from rlhf_lab.ppo import PPOConfig
-    from rlhf_lab.ppo_trainer import PPOTrainer
+    from rlhf_lab.rl.ppo import PPOConfig
+    from rlhf_lab.rl.ppo_trainer import PPOTrainer
 
     cfg = PPOConfig(model=hub_gpt2, batch_size=8, mini_batch_size=4, max_new_tokens=12, lr=1e-4, device="cpu")
     trainer = PPOTrainer(cfg, PROMPTS, reward_model=hub_rm[0])
@@ -113,7 +114,7 @@ def test_ppo_runs_and_its_step_zero_kl_is_exactly_zero(hub_gpt2, hub_rm, tmp_pat
 
 
 def test_reinforce_runs(hub_gpt2):
-    from rlhf_lab.policy_gradient import ReinforceConfig, train_reinforce
+    from rlhf_lab.rl.policy_gradient import ReinforceConfig, train_reinforce
 
     policy, tok = load_model(hub_gpt2, role="policy")
     before = [p.detach().clone() for p in policy.parameters()]

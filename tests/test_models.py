@@ -5,9 +5,9 @@ import time
 import pytest
 import torch
 
-from rlhf_lab import models
+from rlhf_lab.lm import models
 from rlhf_lab.config import data_dir
-from rlhf_lab.models import ModelLoadError, ensure_pad_token, frozen_copy, load_model, load_tokenizer
+from rlhf_lab.lm.models import ModelLoadError, ensure_pad_token, frozen_copy, load_model, load_tokenizer
 
 
 def test_tokenizer_pad_is_not_eos_and_pads_left(tiny):
@@ -107,9 +107,9 @@ def test_shipped_sft_model_writes_well_formed_on_topic_reviews_of_mixed_sentimen
     """The issue's bar for the embedded model: >= 95% well-formed, mostly on topic, mean near neutral."""
     import statistics
 
-    from rlhf_lab import world
+    from rlhf_lab.world import reviews as world
     from rlhf_lab.config import set_seed
-    from rlhf_lab.generation import sample
+    from rlhf_lab.lm.generation import sample
 
     model, tok = tiny
     prompts = world.ReviewWorld(0).instruction_prompts(128, split="test")

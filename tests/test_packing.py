@@ -3,11 +3,11 @@ import pytest
 import torch
 from transformers.activations import NewGELUActivation
 
-from rlhf_lab import dpo
+from rlhf_lab.rl import dpo
 from rlhf_lab.config import adamw, set_seed
-from rlhf_lab.models import fused_gelu, load_model
-from rlhf_lab.packing import TokenCache, pack, packed_logps, place
-from rlhf_lab.reward import RewardModel
+from rlhf_lab.lm.models import fused_gelu, load_model
+from rlhf_lab.lm.packing import TokenCache, pack, packed_logps, place
+from rlhf_lab.reward.model import RewardModel
 
 PAIRS = [
     {"prompt": "Review of Blue Harbor:", "chosen": " A moving film.", "rejected": " Bad."},
@@ -125,7 +125,7 @@ def test_adamw_is_fused_where_the_device_has_the_kernel():
 
 
 def test_dpo_without_shuffle_ignores_the_seed():
-    from rlhf_lab.preferences import load_preferences
+    from rlhf_lab.labels.preferences import load_preferences
 
     records = load_preferences(labeler="sim-gold")[:12]
     runs = [dpo.train_dpo(dpo.DPOConfig(seed=s, shuffle=shuffle, eval_every=10**6, batch_size=8), records,
@@ -148,7 +148,7 @@ def test_device_scalars_read_in_batches_off_the_cpu():
 
 
 def test_dpo_nan_loss_stops_with_the_step(monkeypatch):
-    from rlhf_lab.preferences import load_preferences
+    from rlhf_lab.labels.preferences import load_preferences
 
     real = dpo.dpo_loss
     monkeypatch.setattr(dpo, "dpo_loss", lambda *a, **k: (lambda loss, m: (loss * float("nan"), m))(*real(*a, **k)))
@@ -163,7 +163,7 @@ def test_last_block_at_the_read_positions_equals_the_full_forward(inverse_layer_
     value and no gradient."""
     from transformers import GPT2Config, GPT2Model
 
-    from rlhf_lab.packing import packed_hidden, packed_hidden_at
+    from rlhf_lab.lm.packing import packed_hidden, packed_hidden_at
 
     torch.manual_seed(0)
     model = GPT2Model(GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=3, n_head=4,

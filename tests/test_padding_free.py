@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from benchmarks.group import learn_from, snapshot
-from rlhf_lab.group_trainer import GroupConfig, GroupTrainer
-from rlhf_lab.packing import place
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.rollout import (Episodes, ValueModel, _trim, pack_episodes, packed_policy_forward, policy_forward,
-                              row_width)
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+from rlhf_lab.lm.packing import place
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.rl.rollout import (Episodes, ValueModel, _trim, pack_episodes, packed_policy_forward, policy_forward,
+                                 row_width)
+from rlhf_lab.world.reviews import ReviewWorld
 
 PROMPTS = ReviewWorld(0).prompts(64, kind="mixed", split="train")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_lab.config import data_dir, repo_root
-from rlhf_lab.preferences import load_preferences
+from rlhf_lab.labels.preferences import load_preferences
 
 README = repo_root() / "README.md"
 
@@ -109,9 +109,9 @@ def _on_this_machine(line: str, tmp: Path) -> tuple[dict, list[str]]:
 
 def test_the_commands_run_on_the_tiny_model_and_their_folders_load_in_the_kit(tmp_path):
     _require_trl()
-    from rlhf_lab.models import load_model
-    from rlhf_lab.pooling import write_pool
-    from rlhf_lab.reward_model import RewardModel
+    from rlhf_lab.lm.models import load_model
+    from rlhf_lab.labels.pooling import write_pool
+    from rlhf_lab.reward.model import RewardModel
 
     write_pool(load_preferences(labeler="sim-gold")[:64], tmp_path / "pooled.jsonl")
     for line in readme_commands():
@@ -133,7 +133,7 @@ def test_kit_reward_model_scores_as_the_kit_and_trls_model_path_would_not():
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rlhf_lab import interop
-    from rlhf_lab.reward_model import load_reward_model
+    from rlhf_lab.reward.model import load_reward_model
 
     records = load_preferences(labeler="sim-gold")[:32]
     prompts = [r.prompt for r in records for _ in r.completions]

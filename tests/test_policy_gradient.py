@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from rlhf_lab.config import set_seed
-from rlhf_lab.exercises import check
-from rlhf_lab.generation import Samples, sample
-from rlhf_lab.policy_gradient import (SEQUENCE_PROBS, ReinforceConfig, estimator_variance, evaluate_gold,
-                                      exact_gradient, expected_reward, learned_baseline, mean_baseline,
-                                      reinforce_gradient_samples, reinforce_loss, score_function,
-                                      sequence_logprobs, train_reinforce)
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.exercises.registry import check
+from rlhf_lab.lm.generation import Samples, sample
+from rlhf_lab.exercises.nb04 import SEQUENCE_PROBS
+from rlhf_lab.rl.policy_gradient import (ReinforceConfig, estimator_variance, evaluate_gold, exact_gradient,
+                                         expected_reward, learned_baseline, mean_baseline, reinforce_gradient_samples,
+                                         reinforce_loss, score_function, sequence_logprobs, train_reinforce)
+from rlhf_lab.world.reviews import ReviewWorld
 
 LOGITS = torch.tensor([0.5, -1.0, 1.5, 0.0], dtype=torch.float64)
 REWARDS = torch.tensor([1.0, 3.0, -0.5, 2.0], dtype=torch.float64)
@@ -182,7 +182,7 @@ def test_sequence_logprobs_are_differentiable(tiny):
 # ---- a seeded REINFORCE run on the tiny model -------------------------------------------
 
 def test_reinforce_smoke_run_raises_gold_reward():
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.models import load_model
 
     model, tok = load_model("tiny", role="policy", device="cpu")
     before_params = [p.detach().clone() for p in model.parameters()]
@@ -198,7 +198,7 @@ def test_reinforce_smoke_run_raises_gold_reward():
 
 
 def test_train_reinforce_options_and_frozen_model_error(tiny):
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.models import load_model
 
     frozen, tok = tiny
     prompts = ReviewWorld(0).instruction_prompts(8)

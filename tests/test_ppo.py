@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from rlhf_lab import ppo
-from rlhf_lab.exercises import check
+from rlhf_lab.rl import ppo
+from rlhf_lab.exercises.registry import check
 
 
 def gae_loop(rewards, values, gamma, lam):

@@ -5,11 +5,12 @@ import warnings
 import pytest
 import torch
 
-from rlhf_lab.cli import main
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOHistory, PPOTrainer, as_prompts
-from rlhf_lab.reward import load_reward_model
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.cli.main import main
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.rollout import PPOHistory, as_prompts
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.reward.model import load_reward_model
+from rlhf_lab.world.reviews import ReviewWorld
 
 PROMPTS = ReviewWorld(0).prompts(128, kind="mixed", split="train")
 
@@ -103,7 +104,7 @@ def test_bad_inputs():
     assert as_prompts(["My own prompt:"])[0].kind == "opening"
     with pytest.raises(FileNotFoundError, match="not a PPO checkpoint"):
         PPOTrainer.resume("/nonexistent/run")
-    from rlhf_lab.models import ModelLoadError, load_model
+    from rlhf_lab.lm.models import ModelLoadError, load_model
     with pytest.raises(ModelLoadError, match="no-such-rm"):
         load_reward_model("no-such-rm")
     reference, tok = load_model("tiny", role="reference")
@@ -127,7 +128,7 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
 
 def test_minibatch_trim_keeps_log_probs_and_values():
     """Dropping the columns that are padding in every row of a minibatch changes no number."""
-    from rlhf_lab.ppo_trainer import _trim, policy_forward
+    from rlhf_lab.rl.rollout import _trim, policy_forward
 
     trainer = PPOTrainer(small(), PROMPTS)
     torch.nn.init.normal_(trainer.head.weight)           # non-zero values, so they are compared too
@@ -147,7 +148,7 @@ def test_minibatch_trim_keeps_log_probs_and_values():
 
 def test_evaluate_policy_reports_kl_zero_for_the_reference_itself():
     from rlhf_lab.evaluation import evaluate_policy
-    from rlhf_lab.models import load_model
+    from rlhf_lab.lm.models import load_model
 
     ref, tok = load_model("tiny", role="reference")
     prompts = ReviewWorld(0).prompts(8, kind="mixed", split="test")

@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from rlhf_lab import aggregation as agg
-from rlhf_lab.cli import main
+from rlhf_lab.labels import aggregation as agg
+from rlhf_lab.cli.main import main
 from rlhf_lab.config import data_dir
-from rlhf_lab.exercises import check
-from rlhf_lab.labelers import PERSONAS, SimulatedLabeler, features, label_tasks, make_labelers
-from rlhf_lab.preferences import (LabelTask, PreferenceFileError, PreferenceRecord, PreferenceStore,
-                                  export_trl, current_records, load_preferences,
-                                  ranking_to_pairs, sample_for_labeling, split_by_prompt, to_pairs)
-from rlhf_lab.world import Prompt, ReviewWorld
+from rlhf_lab.exercises.registry import check
+from rlhf_lab.labels.labelers import PERSONAS, SimulatedLabeler, features, label_tasks, make_labelers
+from rlhf_lab.labels.preferences import LabelTask, export_trl, load_preferences, sample_for_labeling, split_by_prompt, to_pairs
+from rlhf_lab.labels.store import PreferenceFileError, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
+from rlhf_lab.world.reviews import Prompt, ReviewWorld
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,7 +162,7 @@ def test_append_once_per_prompt_checks_and_writes_under_one_lock(tmp_path):
 
 RACER = textwrap.dedent("""
     import sys, time
-    from rlhf_lab.preferences import PreferenceRecord, PreferenceStore
+    from rlhf_lab.labels.preferences import PreferenceRecord, PreferenceStore
     path, ranking, go = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], float(sys.argv[3])
     store = PreferenceStore(path)
     rec = PreferenceRecord(prompt_id="p-0", prompt="x", completions=["a", "b", "c"], ranking=ranking,
@@ -213,7 +212,7 @@ def test_malformed_lines_before_the_end_are_errors_naming_file_and_line(tmp_path
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from rlhf_lab.preferences import PreferenceRecord, PreferenceStore
+    from rlhf_lab.labels.preferences import PreferenceRecord, PreferenceStore
     path, name, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     store = PreferenceStore(path)
     while go != "-" and not __import__("os").path.exists(go):
@@ -321,7 +320,7 @@ class _FakeSamples:
 
 
 def test_duplicates_are_resampled_and_hopeless_prompts_dropped(monkeypatch):
-    import rlhf_lab.generation as gen
+    import rlhf_lab.lm.generation as gen
 
     calls = []
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from rlhf_lab import pretrain as pt
-from rlhf_lab.models import load_model
+from rlhf_lab.lm import pretrain as pt
+from rlhf_lab.lm.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_gpt2_size_is_gpt2_shaped_with_gpt2s_own_tokenizer():
     tokenizer and so GPT-2's 124M parameters (the hub's 124,439,808 plus one PAD row of 768)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from rlhf_lab.gpt2_bpe import gpt2_tokenizer
+    from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
 
     cfg = pt.PretrainConfig.gpu()
     assert cfg.tokenizer == "gpt2"
@@ -96,7 +96,7 @@ def test_gpt2_size_is_gpt2_shaped_with_gpt2s_own_tokenizer():
 
 
 def test_pretraining_with_gpt2s_tokenizer_saves_a_loadable_model(tmp_path):
-    from rlhf_lab.generation import sample
+    from rlhf_lab.lm.generation import sample
 
     cfg = pt.PretrainConfig(tokenizer="gpt2", n_docs=200, n_layer=1, n_head=2, n_embd=32, steps=2, batch_size=4,
                          eval_every=2, device="cpu")

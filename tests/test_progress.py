@@ -67,7 +67,7 @@ def test_live_dashboard_redraws_at_most_once_per_interval_and_always_at_the_end(
     import matplotlib
 
     matplotlib.use("Agg")
-    from rlhf_lab.plots import LiveDashboard
+    from rlhf_lab.utils.plots import LiveDashboard
 
     drawn = []
     dash = _counted(LiveDashboard({"gold": ("objective/gold",)}, ncols=1, max_x=4, min_interval=3600), drawn,

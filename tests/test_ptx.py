@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from rlhf_lab.config import ConfigError
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.ptx import PretrainingBatches, heldout_lm_loss, ptx_loss
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.rl.ptx import PretrainingBatches, heldout_lm_loss, ptx_loss
+from rlhf_lab.world.reviews import ReviewWorld
 
 SMALL = replace(PPOConfig.tiny(), batch_size=8, mini_batch_size=4, ppo_epochs=1, max_new_tokens=8, device="cpu")
 

@@ -2,9 +2,9 @@
 import pytest
 from label_tasks import make_tasks
 
-from rlhf_lab.labelers import SimulatedLabeler
-from rlhf_lab.preferences import PreferenceStore
-from rlhf_lab.ranker import NotSaved, Ranker
+from rlhf_lab.labels.labelers import SimulatedLabeler
+from rlhf_lab.labels.store import PreferenceStore
+from rlhf_lab.labels.ranker import NotSaved, Ranker
 
 
 @pytest.fixture

@@ -11,17 +11,19 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
-import rlhf_lab.pretrain as pretrain_module
-from rlhf_lab.artefacts import ArtefactError
-from rlhf_lab.cli import main
+import rlhf_lab.lm.pretrain as pretrain_module
+from rlhf_lab.utils.artefacts import ArtefactError
+from rlhf_lab.cli.main import main
 from rlhf_lab.config import ConfigError
-from rlhf_lab.dpo import DPOConfig
-from rlhf_lab.models import ModelLoadError, load_model
-from rlhf_lab.ppo import PPOConfig
-from rlhf_lab.ppo_trainer import PPOTrainer
-from rlhf_lab.preferences import PreferenceStore, load_preferences, prompt_split
-from rlhf_lab.reward import RewardConfig, load_reward_model
-from rlhf_lab.world import ReviewWorld
+from rlhf_lab.rl.dpo import DPOConfig
+from rlhf_lab.lm.models import ModelLoadError, load_model
+from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.rl.ppo_trainer import PPOTrainer
+from rlhf_lab.labels.store import PreferenceStore
+from rlhf_lab.labels.preferences import load_preferences, prompt_split
+from rlhf_lab.reward.train import RewardConfig
+from rlhf_lab.reward.model import load_reward_model
+from rlhf_lab.world.reviews import ReviewWorld
 
 PROMPTS = ReviewWorld(0).prompts(64, kind="mixed", split="train")
 

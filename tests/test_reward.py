@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab.models import ModelLoadError
-from rlhf_lab.reward import (RewardModel, bt_loss, grouped_bt_loss, last_token_index, pair_mask,
-                             preference_probability)
+from rlhf_lab.lm.models import ModelLoadError
+from rlhf_lab.reward.model import RewardModel, last_token_index
+from rlhf_lab.reward.losses import bt_loss, grouped_bt_loss, pair_mask, preference_probability
 
 
 def loop_grouped_loss(rewards, rankings):
@@ -151,8 +151,8 @@ def world_groups(n_prompts: int, seed: int = 0):
     polarities, ranked by the gold judge. Cheap, and with a clear signal to learn."""
     import random
 
-    from rlhf_lab import world
-    from rlhf_lab.reward import RankedGroup
+    from rlhf_lab.world import reviews as world
+    from rlhf_lab.reward.train import RankedGroup
 
     w, rng = world.ReviewWorld(seed), random.Random(seed)
     groups = []
@@ -167,7 +167,7 @@ def world_groups(n_prompts: int, seed: int = 0):
 
 
 def test_seeded_training_run_learns_and_centres_the_reward():
-    from rlhf_lab.reward import RewardConfig, evaluate, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, evaluate, train_reward_model
 
     groups = world_groups(64)
     cfg = RewardConfig(epochs=3, lr=1e-3, eval_every=5, val_fraction=0.25)
@@ -175,7 +175,7 @@ def test_seeded_training_run_learns_and_centres_the_reward():
     assert all(math.isfinite(x) for x in hist.loss)
     assert hist.val_loss[-1] < hist.val_loss[0]
     assert hist.val_accuracy[-1] > 0.6
-    from rlhf_lab.preferences import split_by_prompt
+    from rlhf_lab.labels.preferences import split_by_prompt
 
     train, val = split_by_prompt(groups, 0.25)
     assert hist.forwards == 3 * 4 * len(train)                # grouped: one forward per completion
@@ -186,9 +186,9 @@ def test_seeded_training_run_learns_and_centres_the_reward():
 
 
 def test_shuffled_batching_forwards_each_pair():
-    from rlhf_lab.reward import RewardConfig, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
 
-    from rlhf_lab.preferences import split_by_prompt
+    from rlhf_lab.labels.preferences import split_by_prompt
 
     groups = world_groups(20)
     _, hist = train_reward_model(RewardConfig(batching="shuffled", epochs=1, val_fraction=0.2), groups,
@@ -198,7 +198,7 @@ def test_shuffled_batching_forwards_each_pair():
 
 
 def test_unit_std_option():
-    from rlhf_lab.reward import RewardConfig, train_reward_model
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
 
     groups = world_groups(12)
     rm, hist = train_reward_model(RewardConfig(epochs=1, normalise_std=True, val_fraction=0.0), groups,
@@ -209,7 +209,7 @@ def test_unit_std_option():
 
 
 def test_empty_and_invalid_records_are_clear_errors():
-    from rlhf_lab.reward import RankedGroup, RewardConfig, train_reward_model
+    from rlhf_lab.reward.train import RankedGroup, RewardConfig, train_reward_model
 
     with pytest.raises(ValueError, match="no preference records"):
         train_reward_model(RewardConfig(), [], progress=False)
@@ -221,8 +221,8 @@ def test_empty_and_invalid_records_are_clear_errors():
 
 
 def test_nan_loss_stops_training(monkeypatch):
-    from rlhf_lab import reward
-    from rlhf_lab.reward import RewardConfig, train_reward_model
+    from rlhf_lab.reward import train as reward
+    from rlhf_lab.reward.train import RewardConfig, train_reward_model
 
     # a NaN that flows through the graph, as a real one does (rewards -> loss)
     monkeypatch.setattr(reward, "grouped_bt_loss", lambda rewards, *a, **k: (
@@ -232,7 +232,7 @@ def test_nan_loss_stops_training(monkeypatch):
 
 
 def test_exercises_of_notebook_03():
-    from rlhf_lab.exercises import check
+    from rlhf_lab.exercises.registry import check
 
     assert check("03.1", (72, 9)) and not check("03.1", (36, 9))
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rlhf_lab.cli import main
-from rlhf_lab.models import ModelLoadError
-from rlhf_lab.preferences import load_preferences
-from rlhf_lab.reward import HEAD_FILE, RewardModel, convert, load_reward_model, reward_function
+from rlhf_lab.cli.main import main
+from rlhf_lab.lm.models import ModelLoadError
+from rlhf_lab.labels.preferences import load_preferences
+from rlhf_lab.reward.model import HEAD_FILE, RewardModel, convert, load_reward_model, reward_function
 
 
 def _shipped_pairs():
@@ -144,8 +144,8 @@ def test_trl_grpo_takes_the_shipped_reward_model_for_one_step(tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from rlhf_lab.models import load_model
-    from rlhf_lab.world import ReviewWorld
+    from rlhf_lab.lm.models import load_model
+    from rlhf_lab.world.reviews import ReviewWorld
 
     policy, tok = load_model("tiny", role="policy")
     rm = load_reward_model("tiny-rm")

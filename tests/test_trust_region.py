@@ -1,7 +1,7 @@
 """From the policy gradient to PPO: the surrogate's gradient at rho = 1, importance sampling, clipping."""
 import torch
 
-from rlhf_lab import trust_region as tr
+from rlhf_lab.rl import trust_region as tr
 
 
 def test_at_the_old_policy_the_surrogates_give_the_policy_gradient():

@@ -1,14 +1,13 @@
 """Tests of the review world: hand-checked judge values, orderings, and the generator's
 promises (size of the grammar, balance, determinism, well-formed output)."""
-import math
 import random
 import re
 import statistics
 
 import pytest
 
-from rlhf_lab import lexicon as lx
-from rlhf_lab import world as w
+from rlhf_lab.world import lexicon as lx
+from rlhf_lab.world import reviews as w
 
 S = w.sentiment
 
@@ -268,7 +267,7 @@ def test_judges_accept_any_string(text):
 
 # ---- the generator ------------------------------------------------------------------
 def test_grammar_size_and_vocabulary(reviews):
-    vocab = w.vocabulary()
+    vocab = lx.vocabulary()
     assert len(vocab) >= 400
     world = w.ReviewWorld(3)
     texts = [r.text for r in reviews] + [p.text for p in world.prompts(200)]
@@ -279,9 +278,9 @@ def test_grammar_size_and_vocabulary(reviews):
 
 
 def test_every_pattern_is_used(reviews):
-    assert len(w.PATTERNS) >= 20 and len({p.name for p in w.PATTERNS}) == len(w.PATTERNS)
+    assert len(lx.PATTERNS) >= 20 and len({p.name for p in lx.PATTERNS}) == len(lx.PATTERNS)
     used = {name for r in reviews for name in r.patterns}
-    assert used == {p.name for p in w.PATTERNS}
+    assert used == {p.name for p in lx.PATTERNS}
 
 
 def test_reviews_are_well_formed_and_short(reviews):
@@ -299,7 +298,7 @@ def test_reviews_are_well_formed_and_short(reviews):
 
 def test_contrast_sentences_are_mixed(reviews):
     """A contrast pattern pairs a loser clause of the opposite sign with a winner."""
-    role = {p.name: p.role for p in w.PATTERNS}
+    role = {p.name: p.role for p in lx.PATTERNS}
     mixed = total = 0
     for r in reviews:
         sentences = re.split(r"(?<=[.!]) ", r.text)
@@ -398,7 +397,7 @@ def test_lexicon_is_symmetric_and_neutral_tables_are_neutral():
 
 
 def test_judge_many_and_summarise_by_hand():
-    from rlhf_lab.world import Prompt, judge_many, summarise
+    from rlhf_lab.world.reviews import Prompt, judge_many, summarise
 
     p = Prompt(id="x", text='Write a review of the plot of "X".\nReview:', kind="instruction", aspect="plot", title="X")
     scores = judge_many([p, p], [" The plot is brilliant.", " The acting is"])

@@ -1,0 +1,43 @@
+"""The checkers of notebook 02's exercises (preference data): `rlhf_lab.exercises.registry.check` runs them."""
+from __future__ import annotations
+
+from rlhf_lab.exercises.registry import exercise
+from rlhf_lab.labels.aggregation import elo_update, kendall_tau
+from rlhf_lab.labels.store import ranking_to_pairs
+
+
+@exercise("02.1")
+def _pairs_exercise(answer) -> tuple[bool, str]:
+    """A function ranking -> list of (winner, loser) pairs, compared as sets with ranking_to_pairs."""
+    for ranking in ([0, 1], [2, 0, 1], [3, 1, 0, 2], [4, 2, 0, 1, 3]):
+        expected = set(ranking_to_pairs(ranking))
+        got = [tuple(p) for p in answer(list(ranking))]
+        if len(got) != len(expected) or set(got) != expected:
+            return False, (f"for ranking {ranking} expected the {len(expected)} pairs {sorted(expected)}, "
+                           f"got {sorted(set(got))} ({len(got)} rows)")
+    return True, "K completions give K(K-1)/2 pairs"
+
+
+@exercise("02.2")
+def _kendall_exercise(answer) -> tuple[bool, str]:
+    """A function (ranking_a, ranking_b) -> Kendall tau, compared with aggregation.kendall_tau."""
+    import random
+
+    rng = random.Random(2)
+    cases = [([0, 1, 2], [0, 1, 2]), ([0, 1, 2], [2, 1, 0]), ([0, 1, 2, 3], [1, 0, 2, 3])]
+    cases += [(rng.sample(range(k), k), rng.sample(range(k), k)) for k in (4, 5, 9) for _ in range(3)]
+    for a, b in cases:
+        expected, got = kendall_tau(a, b), float(answer(list(a), list(b)))
+        if abs(got - expected) > 1e-9:
+            return False, f"for {a} and {b} expected tau = {expected:.4f}, got {got:.4f}"
+    return True, "tau = (concordant - discordant) / C(K, 2)"
+
+
+@exercise("02.3")
+def _elo_exercise(answer) -> tuple[bool, str]:
+    """A function (r_winner, r_loser, k_factor) -> new (r_winner, r_loser), compared with elo_update."""
+    for rw, rl, k in ((1000, 1000, 32), (1200, 1000, 32), (900, 1300, 16), (1500, 1500, 10)):
+        expected, got = elo_update(rw, rl, k), tuple(map(float, answer(rw, rl, k)))
+        if max(abs(g - e) for g, e in zip(got, expected)) > 1e-6:
+            return False, f"for r_w={rw}, r_l={rl}, K={k} expected {tuple(round(e, 2) for e in expected)}, got {got}"
+    return True, "an upset (the lower-rated player winning) moves the ratings most"
