@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from rlhf_lab.utils.artefacts import LOADED, atomic_dir, read_json, recover
 from rlhf_lab.config import data_dir
+from rlhf_lab.utils.guard import nonfinite_parameter
 
 # The embedded model loads in milliseconds; transformers' per-load progress bars would
 # only clutter notebook outputs. Hub downloads keep huggingface_hub's own progress bars.
@@ -312,15 +313,6 @@ def policy_card(path: Path, meta: dict, title: str | None = None, what: str | No
     return model_card(title or f"Policy {path.name}", what or "A GPT-2-architecture causal language model trained "
                       "with rlhf-lab (a policy: it writes reviews of the course's film world).", "causal LM",
                       made, metrics, path=str(path))
-
-
-def nonfinite_parameter(module) -> str | None:
-    """The name of the first parameter of ``module`` that holds NaN or inf, or None (one device wait)."""
-    named = list(module.named_parameters())
-    if not named:
-        return None
-    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu().tolist()
-    return next((n for (n, _), ok in zip(named, finite) if not ok), None)
 
 
 def fused_gelu(model):

@@ -44,9 +44,10 @@ from safetensors.torch import load_file
 from rlhf_lab.config import data_dir, float32_head, repo_root
 from rlhf_lab.lm.generation import left_pad, position_ids_from_mask
 from rlhf_lab.lm.models import (ModelLoadError, context_length, ensure_pad_token, folder_kind, fused_gelu, load_model,
-                                load_tokenizer, nonfinite_parameter)
+                                load_tokenizer)
 from rlhf_lab.lm.packing import PackedBatch, TokenCache, pack, packed_hidden_at
 from rlhf_lab.utils.artefacts import LOADED, atomic_dir, read_json, recover
+from rlhf_lab.utils.guard import nonfinite_parameter
 
 HEAD_FILE = "reward_head.safetensors"
 REWARD_CONFIG = "reward_config.json"

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
 from rlhf_lab.labels.store import ranking_to_pairs
 from rlhf_lab.labels.preferences import split_by_prompt
-from rlhf_lab.lm.models import nonfinite_parameter
 from rlhf_lab.lm.packing import sender
 from rlhf_lab.reward.losses import bt_loss, grouped_bt_loss, pair_mask
 from rlhf_lab.reward.model import RewardModel
+from rlhf_lab.utils.guard import nonfinite_parameter
 
 # ---- data and training -------------------------------------------------------------------
 

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
 from rlhf_lab.labels.preferences import split_by_prompt, to_pairs
 from rlhf_lab.lm.generation import encode_prompts, sequence_logprob, token_logprobs
-from rlhf_lab.lm.models import context_length, freeze, load_model, nonfinite_parameter
+from rlhf_lab.lm.models import context_length, freeze, load_model
 from rlhf_lab.lm.packing import TokenCache, pack, packed_logps
+from rlhf_lab.utils.guard import nonfinite_parameter
 
 LOSS_TYPES = ("sigmoid", "ipo")
 

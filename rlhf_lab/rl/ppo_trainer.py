@@ -32,7 +32,7 @@ import torch
 
 from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed
 from rlhf_lab.lm.generation import sample
-from rlhf_lab.lm.models import freeze, load_model, nonfinite_parameter
+from rlhf_lab.lm.models import freeze, load_model
 from rlhf_lab.reward.model import load_reward_model
 from rlhf_lab.rl.checkpoints import checkpoint_note, read_checkpoint, write_checkpoint
 from rlhf_lab.rl.ppo import (AdaptiveKLController, FixedKLController, PPOConfig, explained_variance, gae, kl_estimate,
@@ -42,6 +42,7 @@ from rlhf_lab.rl.rollout import (Episodes, PPOHistory, RewardFn, Rollout, ValueM
                                  packed_policy_forward, policy_forward, value_head)
 from rlhf_lab.utils.artefacts import ArtefactError, check_writable, recover
 from rlhf_lab.world.reviews import Prompt, judge_many
+from rlhf_lab.utils.guard import nonfinite_parameter
 
 
 class PPOTrainer:
