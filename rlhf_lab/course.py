@@ -248,13 +248,13 @@ def fingerprint(path) -> str:
 
 
 def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
-    """The loads of ``loaded`` (default `artefacts.LOADED`, everything this process loaded) that are
+    """The loads of ``loaded`` (default `artefacts.LOADS.since()`, everything this process loaded) that are
     not ``profile``'s chain: a model other than its base or SFT model (or a policy trained from it
     under runs/: a PPO checkpoint, a DPO policy), a reward model other than the chain's (or notebook
     03's own in runs/reward_model), labels other than the chain's, unless they (or a labeling set)
     rank completions of the chain's SFT model, as notebook 02 makes them. Empty when a run stood on
     the chain."""
-    from rlhf_lab.utils.artefacts import LOADED
+    from rlhf_lab.utils.artefacts import LOADS
     from rlhf_lab.config import runs_dir
     from rlhf_lab.lm.models import resolve
 
@@ -270,7 +270,7 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
            "reward_model": [where(profile.reward_model), runs / "reward_model"],
            "labels": [where(profile.labels)]}
     out = []
-    for kind, path in list(LOADED if loaded is None else loaded):
+    for kind, path in (LOADS.since() if loaded is None else list(loaded)):
         target = Path(path).resolve() if Path(path).exists() else Path(path)
         if any(target == Path(ok) or Path(ok) in target.parents for ok in own.get(kind, [])):
             continue
@@ -285,7 +285,7 @@ def _sampled_from(path: Path, kind: str) -> set[str]:
     from rlhf_lab.labels.label_sets import SetHeader
     from rlhf_lab.labels.store import PreferenceStore
 
-    try:   # read, not loaded: nothing is added to LOADED
+    try:   # read, not loaded: nothing is recorded in LOADS
         if kind == "label-set":
             with open(path, "rb") as f:
                 return {SetHeader.model_validate_json(f.readline()).model}

@@ -217,9 +217,21 @@ def test_ctrl_c_during_the_swap_is_held_until_the_swap_is_done(tmp_path, monkeyp
         os.kill(os.getpid(), signal.SIGINT)      # arrives while the swap is in progress
         return real(a, b)
     monkeypatch.setattr(artefacts, "exchange", exchange_with_ctrl_c)
-    n = len(artefacts.SAVED)
+    n = artefacts.SAVES.mark()
     with pytest.raises(KeyboardInterrupt):
         with atomic_dir(out) as tmp:
             (tmp / "v").write_text("new")
-    assert (out / "v").read_text() == "new" and artefacts.SAVED[n:] == [out]
+    assert (out / "v").read_text() == "new" and artefacts.SAVES.since(n) == [out]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_ledger_reads_since_a_mark_and_keeps_a_bounded_tail():
+    ledger = artefacts.Ledger(keep=3)
+    assert ledger.since() == [] and ledger.mark() == 0
+    ledger.record("a")
+    mark = ledger.mark()
+    ledger.record("b"), ledger.record("c")
+    assert ledger.since(mark) == ["b", "c"] and ledger.since() == ["a", "b", "c"]
+    ledger.record("d")                        # "a" falls out of the kept tail
+    assert ledger.since() == ["b", "c", "d"] and ledger.since(mark) == ["b", "c", "d"]
+    assert ledger.since(ledger.mark()) == []

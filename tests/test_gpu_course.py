@@ -4,7 +4,7 @@
 chain's base (``RLHF_LAB_BASE``): notebook 00 fine-tunes it into the chain's SFT model, 02 makes its
 labels, 03 its reward model, and 04-07 stand on them. One kernel runs the notebooks in order and
 clears its namespace (``%reset -f``) between them, so that no notebook sees another's variables; after
-each notebook a probe cell reports what it loaded (`rlhf_lab.utils.artefacts.LOADED`), which must all be
+each notebook a probe cell reports what it loaded (`rlhf_lab.utils.artefacts.LOADS` since the last probe), which must all be
 the chain's own, and the chain's fingerprints, which must not change once made.
 """
 import json
@@ -23,13 +23,14 @@ EXTRA = {
     "07": 'ppo_points[0]["kl"]',                                 # the reference against itself
 }
 PROBE = """
-import json as _json
+import json as _json, os as _os
 from rlhf_lab.utils import artefacts as _artefacts
 from rlhf_lab import course as _course
-print("PROBE " + _json.dumps({"foreign": _course.foreign_loads(profile), "loaded": _artefacts.LOADED,
+_loaded = _artefacts.LOADS.since(int(_os.environ.get("PROBE_MARK", "0")))   # this notebook's loads
+_os.environ["PROBE_MARK"] = str(_artefacts.LOADS.mark())                     # kept across %reset -f
+print("PROBE " + _json.dumps({"foreign": _course.foreign_loads(profile, _loaded), "loaded": _loaded,
                               "chain": _json.loads(_course.chain_record(profile)), "model_name": profile.model_name,
                               "smoke": profile.smoke, "extra": %s}))
-_artefacts.LOADED.clear()
 """
 RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot as _plt\n_plt.close('all')"
 

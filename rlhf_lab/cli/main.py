@@ -391,11 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     args.argv = argv  # recorded in the checkpoint's metadata
-    from rlhf_lab.utils.artefacts import SAVED
+    from rlhf_lab.utils.artefacts import SAVES
     from rlhf_lab.course import ChainError
     from rlhf_lab.lm.models import ModelLoadError
 
-    saved_before = len(SAVED)
+    saved_before = SAVES.mark()
     try:
         {"pretrain": _run_pretrain, "sft": _run_sft, "sample": _run_sample, "label": _run_label,
          "reward": _run_reward, "ppo": _run_ppo, "rloo": _run_group, "grpo": _run_group,
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlhf-lab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rlhf-lab {args.command}: interrupted; {_saved_note(SAVED[saved_before:], args)}", file=sys.stderr)
+        print(f"rlhf-lab {args.command}: interrupted; {_saved_note(SAVES.since(saved_before), args)}", file=sys.stderr)
         return 130
     return 0
 

@@ -159,7 +159,7 @@ def write_label_set(label_set: LabelSet, path: str | os.PathLike, overwrite: boo
 
 def load_label_set(path: str | os.PathLike) -> LabelSet:
     """Read and check a set file: the header, every prompt line, unique ids, the count and the hash."""
-    from rlhf_lab.utils.artefacts import LOADED
+    from rlhf_lab.utils.artefacts import LOADS
     from rlhf_lab.labels.preferences import LabelTask
     from rlhf_lab.world.reviews import Prompt
 
@@ -198,7 +198,7 @@ def load_label_set(path: str | os.PathLike) -> LabelSet:
         raise LabelSetError(f"{path}: the prompts and completions do not match the set's content hash "
                             f"({header.content_hash[:8]}...): the file was changed after it was made. Labels "
                             "ranked on it would not pool; ask for the original file")
-    LOADED.append(("label-set", str(path)))
+    LOADS.record(("label-set", str(path)))
     return LabelSet(header, tuple(tasks))
 
 

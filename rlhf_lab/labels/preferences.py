@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rlhf_lab.labels.store import MIN_K, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
-from rlhf_lab.utils.artefacts import LOADED
+from rlhf_lab.utils.artefacts import LOADS
 from rlhf_lab.world.reviews import Prompt, judge_completion
 
 SHIPPED = "preferences/simulated.jsonl"
@@ -52,7 +52,7 @@ def load_preferences(path: str | os.PathLike | None = None, labeler: str | None 
                                 f"a student's are in runs/labels/<name>.jsonl)")
     path = path or data_dir() / SHIPPED
     records = current_records(PreferenceStore(path).read())
-    LOADED.append(("labels", str(path)))
+    LOADS.record(("labels", str(path)))
     return [r for r in records if labeler is None or r.labeler == labeler]
 
 

@@ -29,7 +29,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 
 from transformers.utils import logging as hf_logging
 
-from rlhf_lab.utils.artefacts import LOADED, atomic_dir, read_json, recover
+from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.config import data_dir
 from rlhf_lab.utils.guard import nonfinite_parameter
 
@@ -232,7 +232,7 @@ def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
         raise ModelLoadError(f"{name!r} is the shipped reward model, not a policy; the shipped SFT policy is "
                              f"{DEFAULT_MODEL!r} (load reward models with rlhf_lab.reward.train.load_reward_model)")
     kind, location = resolve(name)
-    LOADED.append(("model", location))
+    LOADS.record(("model", location))
     if kind != "hub" and role != "backbone":
         refuse_non_policy(Path(location))
     tokenizer = load_tokenizer(name)

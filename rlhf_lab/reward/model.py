@@ -46,7 +46,7 @@ from rlhf_lab.lm.generation import left_pad, position_ids_from_mask
 from rlhf_lab.lm.models import (ModelLoadError, context_length, ensure_pad_token, folder_kind, fused_gelu, load_model,
                                 load_tokenizer)
 from rlhf_lab.lm.packing import PackedBatch, TokenCache, pack, packed_hidden_at
-from rlhf_lab.utils.artefacts import LOADED, atomic_dir, read_json, recover
+from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.utils.guard import nonfinite_parameter
 
 HEAD_FILE = "reward_head.safetensors"
@@ -284,7 +284,7 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
                 f"{SHIPPED_REWARD_MODEL!r}")
     if not recover(path).is_dir():
         raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
-    LOADED.append(("reward_model", str(path)))
+    LOADS.record(("reward_model", str(path)))
     return RewardModel.from_pretrained(path, device=device)
 
 

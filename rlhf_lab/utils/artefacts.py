@@ -17,7 +17,7 @@ next save must work. The rules, as databases and editors apply them:
   renames, and the kit's loaders call it.
 * leftovers of a killed save (staging and old copies of a process that no longer runs) are
   deleted by the next save of the same artefact; they are never the artefact itself.
-* Ctrl-C during the swap is held back until the swap is done, so `SAVED` (what this process
+* Ctrl-C during the swap is held back until the swap is done, so `SAVES` (what this process
   has saved) is always the truth; the command line reports it when it is interrupted.
 
 Readers: `read_json` names the file and what to do when a file is damaged (`ArtefactError`).
@@ -25,6 +25,7 @@ This module imports nothing heavy, so the label store can use it and still start
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -37,11 +38,42 @@ import threading
 import uuid
 from pathlib import Path
 
-SAVED: list[Path] = []
-"""Every artefact this process has saved, in order (the CLI says what was saved when interrupted)."""
-LOADED: list[tuple[str, str]] = []
-"""Every model, reward model and preference file this process has loaded, as (kind, name or path), in
-order: what a run stood on (`rlhf_lab.course` checks a notebook against its profile's chain)."""
+
+
+class Ledger:
+    """What this process has saved or loaded, read as "everything since this mark".
+
+        mark = SAVES.mark()
+        ...                       # saves
+        SAVES.since(mark)         # the paths saved in between, oldest first
+
+    Only the last ``keep`` entries are held, so a kernel that loads models all day does not grow
+    without end; a mark older than that reads the entries still held."""
+
+    def __init__(self, keep: int = 10_000):
+        self._entries: collections.deque = collections.deque(maxlen=keep)
+        self._count = 0
+
+    def record(self, entry) -> None:
+        """Add one entry (a saved path, or a (kind, name or path) load)."""
+        self._entries.append(entry)
+        self._count += 1
+
+    def mark(self) -> int:
+        """A mark for `since`: the number of entries recorded so far."""
+        return self._count
+
+    def since(self, mark: int = 0) -> list:
+        """The entries recorded after ``mark`` (0: all still held), oldest first."""
+        n = min(self._count - mark, len(self._entries))
+        return list(self._entries)[len(self._entries) - n:] if n > 0 else []
+
+
+SAVES = Ledger()
+"""Every artefact this process has saved (the CLI says what was saved when interrupted)."""
+LOADS = Ledger()
+"""Every model, reward model, preference file and labeling set this process has loaded, as (kind, name or
+path): what a run stood on (`rlhf_lab.course` checks a notebook against its profile's chain)."""
 
 _STAGING, _OLD = "saving", "old"
 
@@ -85,7 +117,7 @@ def write_bytes(path, data: bytes) -> Path:
             os.fsync(f.fileno())
         with _interrupt_held():
             os.replace(tmp, path)
-            SAVED.append(path)
+            SAVES.record(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -239,7 +271,7 @@ def atomic_dir(path):
                 os.rename(path, old)            # a kill here leaves `old`: `recover` puts it back
                 os.rename(staging, path)
                 staging = old
-            SAVED.append(path)
+            SAVES.record(path)
         _fsync_dir(path.parent)
     finally:
         _remove(staging)
