@@ -140,7 +140,8 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
 
 def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens, batch_size):
     from rlhf_lab.lm.generation import sample, token_logprobs
-    from rlhf_lab.world.reviews import judge_many, summarise
+    from rlhf_lab.world.reviews import judge_many
+    from rlhf_lab.world.judges import summarise
 
     completions, kls, lengths, finished = [], [], [], []
     device = next(policy.parameters()).device

@@ -4,7 +4,7 @@ import pytest
 
 from rlhf_lab.exercises.registry import check
 from rlhf_lab.lm.models import frozen_copy
-from rlhf_lab.world.reviews import WELL_FORMED_THRESHOLD, well_formed
+from rlhf_lab.world.judges import WELL_FORMED_THRESHOLD, well_formed
 
 
 def test_unanswered_exercise_does_not_fail_the_notebook(capsys):

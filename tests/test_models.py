@@ -108,6 +108,7 @@ def test_shipped_sft_model_writes_well_formed_on_topic_reviews_of_mixed_sentimen
     import statistics
 
     from rlhf_lab.world import reviews as world
+    from rlhf_lab.world.judges import summarise
     from rlhf_lab.config import set_seed
     from rlhf_lab.lm.generation import sample
 
@@ -116,7 +117,7 @@ def test_shipped_sft_model_writes_well_formed_on_topic_reviews_of_mixed_sentimen
     set_seed(0)
     out = sample(model, tok, [p.text for p in prompts], max_new_tokens=48, temperature=0.7)
     scores = world.judge_many(prompts, out.completions)
-    summary = world.summarise(scores)
+    summary = summarise(scores)
     assert summary["well_formed_rate"] >= 0.95, summary
     assert summary["on_topic_rate"] >= 0.85, summary
     assert abs(summary["sentiment"]) < 0.15, summary           # room for RLHF to move

@@ -7,9 +7,10 @@ import statistics
 import pytest
 
 from rlhf_lab.world import lexicon as lx
+from rlhf_lab.world import judges
 from rlhf_lab.world import reviews as w
 
-S = w.sentiment
+S = judges.sentiment
 
 
 def T(m):
@@ -76,73 +77,73 @@ def test_repetition_stays_bounded():
 # ---- well-formedness and topic ------------------------------------------------------
 def test_well_formed_cases():
     finished = "The soundtrack is haunting and the pacing is brisk."
-    assert w.well_formed(finished) == 1.0
-    assert w.well_formed(finished[:-1]) == 0.5                       # unfinished
-    assert w.well_formed("brilliant brilliant brilliant brilliant") == 0.0
-    assert w.well_formed("The plot is good. " * 3) < w.WELL_FORMED_THRESHOLD
-    assert w.well_formed("The film is very very very good.") == 0.25  # a word 3x in a row
-    assert w.well_formed("") == 0.0 and w.well_formed("   \n ") == 0.0
-    assert w.well_formed("Good film.") == pytest.approx((2 / 4) ** 2)  # too short
-    assert w.well_formed("Good.") == 0.0                              # a one-word fragment
-    assert w.well_formed("qzxv brrt ptk zzzz hmm.") == 0.0           # not words
-    assert w.well_formed("word " * 160 + "end.") == 0.0              # far too long
-    report = w.well_formed_report("The plot is good, the plot is good")
+    assert judges.well_formed(finished) == 1.0
+    assert judges.well_formed(finished[:-1]) == 0.5                       # unfinished
+    assert judges.well_formed("brilliant brilliant brilliant brilliant") == 0.0
+    assert judges.well_formed("The plot is good. " * 3) < judges.WELL_FORMED_THRESHOLD
+    assert judges.well_formed("The film is very very very good.") == 0.25  # a word 3x in a row
+    assert judges.well_formed("") == 0.0 and judges.well_formed("   \n ") == 0.0
+    assert judges.well_formed("Good film.") == pytest.approx((2 / 4) ** 2)  # too short
+    assert judges.well_formed("Good.") == 0.0                              # a one-word fragment
+    assert judges.well_formed("qzxv brrt ptk zzzz hmm.") == 0.0           # not words
+    assert judges.well_formed("word " * 160 + "end.") == 0.0              # far too long
+    report = judges.well_formed_report("The plot is good, the plot is good")
     assert report["finished"] is False and report["dup_trigram_frac"] > 0
     assert report["well_formed"] == pytest.approx(
         report["finished_factor"] * report["repetition_factor"]
         * report["length_factor"] * report["real_word_factor"] * report["sentence_factor"]
         * report["world_factor"])
-    assert w.well_formed('It is a drama: "The ending is moving."') == 1.0  # closing quote
-    assert w.well_formed('It is a drama: "The ending is moving." It is.') == 1.0   # the quote stays with its sentence
-    assert w.well_formed('She said: "The ending is moving."') == 0.0  # "she said" is not the world's language
+    assert judges.well_formed('It is a drama: "The ending is moving."') == 1.0  # closing quote
+    assert judges.well_formed('It is a drama: "The ending is moving." It is.') == 1.0   # the quote stays with its sentence
+    assert judges.well_formed('She said: "The ending is moving."') == 0.0  # "she said" is not the world's language
 
 
 def test_well_formed_sentences():
     """Fragments a reward-hacking policy writes lose what their words earn; the world's own text keeps 1."""
-    assert w.well_formed_report("The plot is superb! is superb! plot.")["sentence_factor"] == pytest.approx(1 / 3)
-    assert w.well_formed_report('In " of the", the plot is superb.')["sentence_factor"] == 0.0   # lowercase title
-    assert w.well_formed_report('In "Stone Engine, the plot is superb.')["sentence_factor"] == 0.0  # unpaired quote
-    assert w.well_formed_report("The plot is superb. Rating: 5/5.")["sentence_factor"] == 1.0
+    assert judges.well_formed_report("The plot is superb! is superb! plot.")["sentence_factor"] == pytest.approx(1 / 3)
+    assert judges.well_formed_report('In " of the", the plot is superb.')["sentence_factor"] == 0.0   # lowercase title
+    assert judges.well_formed_report('In "Stone Engine, the plot is superb.')["sentence_factor"] == 0.0  # unpaired quote
+    assert judges.well_formed_report("The plot is superb. Rating: 5/5.")["sentence_factor"] == 1.0
     world = w.ReviewWorld(0)
     texts = world.corpus(300) + [c for _, c in world.demonstrations(300)]
-    assert all(w.well_formed_report(t)["sentence_factor"] == 1.0 for t in texts)
+    assert all(judges.well_formed_report(t)["sentence_factor"] == 1.0 for t in texts)
 
 
 def test_on_topic_each_aspect():
-    assert set(w.ASPECTS) >= {"plot", "acting", "soundtrack", "visuals", "pacing", "ending",
+    assert set(judges.ASPECTS) >= {"plot", "acting", "soundtrack", "visuals", "pacing", "ending",
                               "dialogue", "characters"}
-    for aspect, words in w.ASPECT_WORDS.items():
+    for aspect, words in judges.ASPECT_WORDS.items():
         assert len(words) >= 3
         for word in words:
-            assert w.on_topic(f"The {word.upper()} was good.", aspect) == 1.0
-        others = [a for a in w.ASPECTS if a != aspect]
-        assert all(w.on_topic(f"The {words[0]} is good.", a) == 0.0 for a in others)
-    assert w.on_topic("anything", None) == 1.0
+            assert judges.on_topic(f"The {word.upper()} was good.", aspect) == 1.0
+        others = [a for a in judges.ASPECTS if a != aspect]
+        assert all(judges.on_topic(f"The {words[0]} is good.", a) == 0.0 for a in others)
+    assert judges.on_topic("anything", None) == 1.0
     with pytest.raises(ValueError):
-        w.on_topic("the plot", "smell")
+        judges.on_topic("the plot", "smell")
 
 
 # ---- gold ---------------------------------------------------------------------------
 def test_gold_orderings():
     neutral = "It is a drama about two estranged sisters."
     good = "The soundtrack is brilliant and the score is superb."
-    assert w.gold_score("brilliant brilliant brilliant brilliant") < w.gold_score(neutral)  # (a)
-    assert w.gold_score(good[:-1]) < w.gold_score(good)                                     # (b)
-    assert (w.gold_score("The plot is brilliant and clever.", "soundtrack")
-            < w.gold_score(good, "soundtrack"))                                             # (c)
-    lo, hi = w.GOLD_RANGE                                                                   # (d)
+    assert judges.gold_score("brilliant brilliant brilliant brilliant") < judges.gold_score(neutral)  # (a)
+    assert judges.gold_score(good[:-1]) < judges.gold_score(good)                                     # (b)
+    assert (judges.gold_score("The plot is brilliant and clever.", "soundtrack")
+            < judges.gold_score(good, "soundtrack"))                                             # (c)
+    lo, hi = judges.GOLD_RANGE                                                                   # (d)
     assert (lo, hi) == (-1.0, 0.6)
-    assert w.gold_score("") == -w.GOLD_W_WELL_FORMED
-    g = w.judge(good, "soundtrack")
-    assert g.gold == pytest.approx(w.GOLD_W_SENTIMENT * g.sentiment) and g.gold > 0.45
+    assert judges.gold_score("") == -judges.GOLD_W_WELL_FORMED
+    g = judges.judge(good, "soundtrack")
+    assert g.gold == pytest.approx(judges.GOLD_W_SENTIMENT * g.sentiment) and g.gold > 0.45
 
 
 def test_judge_completion():
     world = w.ReviewWorld(0)
     op = next(p for p in world.opening_prompts(20) if p.text.endswith(" is"))
-    assert w.judge_completion(op, " brilliant.") == w.judge(op.text + " brilliant.", op.aspect)
+    assert w.judge_completion(op, " brilliant.") == judges.judge(op.text + " brilliant.", op.aspect)
     ins = world.instruction_prompts(1)[0]
-    assert w.judge_completion(ins, " Great.") == w.judge(" Great.", ins.aspect)
+    assert w.judge_completion(ins, " Great.") == judges.judge(" Great.", ins.aspect)
     assert w.judge_completion(ins, " Great.").on_topic == 0.0
 
 
@@ -197,14 +198,14 @@ def _grammar_texts(n=120):
 
 def test_the_grammar_writes_only_the_worlds_language():
     for text, _ in _grammar_texts(400):
-        report = w.well_formed_report(text)
+        report = judges.well_formed_report(text)
         assert report["world_frac"] == 1.0 and report["world_factor"] == 1.0, text
 
 
 @pytest.mark.parametrize("text", OFF_WORLD)
 def test_off_world_text_scores_below_every_neutral_or_better_grammar_review(text):
     world = w.ReviewWorld(0)
-    floor = min(w.judge(t, a).gold for t, a in _grammar_texts() if w.sentiment(t) >= 0)
+    floor = min(judges.judge(t, a).gold for t, a in _grammar_texts() if judges.sentiment(t) >= 0)
     assert floor >= 0.0                      # a neutral grammar review scores 0, a positive one more
     prompts = world.instruction_prompts(4, "test") + world.opening_prompts(4, "test")
     for prompt in prompts:                   # as an instruction's answer and an opening's continuation
@@ -220,28 +221,28 @@ def test_an_opening_prompt_does_not_vouch_for_its_continuation():
     honest = w.judge_completion(op, " brilliant.")
     assert honest.on_topic == 1.0 and honest.well_formed == 1.0 and honest.gold > 0.45
     # the whole review is still judged for sentences and sentiment: the prompt's words count there
-    assert honest == w.judge(op.text + " brilliant.", op.aspect, written=" brilliant.")
+    assert honest == judges.judge(op.text + " brilliant.", op.aspect, written=" brilliant.")
 
 
 def test_world_tokens_by_hand():
-    assert w.world_tokens('In "The Paper Monsoon", the plot is superb. Rating: 4/5.') == (10, 10)
-    assert w.world_tokens("The plot is superb!!") == (3, 4)          # a run of marks
-    assert w.world_tokens("The plot is superb.\nThe cast is dull.") == (8, 9)   # a line break
-    assert w.world_tokens("The government is superb.") == (3, 4)
-    assert w.world_tokens("4/5.") == (0, 1)                            # a rating only after "Rating:"
-    assert w.world_tokens("A small-town teacher didn\u2019t impress.") == (5, 5)
-    assert w.world_tokens("") == (0, 0)
+    assert judges.world_tokens('In "The Paper Monsoon", the plot is superb. Rating: 4/5.') == (10, 10)
+    assert judges.world_tokens("The plot is superb!!") == (3, 4)          # a run of marks
+    assert judges.world_tokens("The plot is superb.\nThe cast is dull.") == (8, 9)   # a line break
+    assert judges.world_tokens("The government is superb.") == (3, 4)
+    assert judges.world_tokens("4/5.") == (0, 1)                            # a rating only after "Rating:"
+    assert judges.world_tokens("A small-town teacher didn\u2019t impress.") == (5, 5)
+    assert judges.world_tokens("") == (0, 0)
 
 
 def test_one_stray_word_in_twenty_costs_nothing_and_more_cost_more():
     base = "The plot is superb and the cast is wonderful, but the ending is a little dull and rather slow."
     words = base.split()
-    assert len(words) == 19 and w.well_formed_report(base)["world_factor"] == 1.0
+    assert len(words) == 19 and judges.well_formed_report(base)["world_factor"] == 1.0
     one = " ".join(words[:4] + ["government"] + words[4:])
-    assert w.world_tokens(one) == (19, 20) and w.well_formed_report(one)["world_factor"] == 1.0
+    assert judges.world_tokens(one) == (19, 20) and judges.well_formed_report(one)["world_factor"] == 1.0
     two = one.replace("wonderful", "wonderful economic")
     three = two.replace("little", "little fiscal")
-    factors = [w.well_formed_report(t)["world_factor"] for t in (one, two, three)]
+    factors = [judges.well_formed_report(t)["world_factor"] for t in (one, two, three)]
     assert factors[0] > factors[1] > factors[2] > 0
 
 
@@ -259,10 +260,10 @@ ODD = ["", " ", "\n\n", "!!!", "...",
 @pytest.mark.parametrize("text", ODD)
 def test_judges_accept_any_string(text):
     for aspect in (None, "plot", "soundtrack"):
-        g = w.judge(text, aspect)
+        g = judges.judge(text, aspect)
         assert -1 <= g.sentiment <= 1 and 0 <= g.well_formed <= 1 and g.on_topic in (0.0, 1.0)
-        assert w.GOLD_RANGE[0] <= g.gold <= w.GOLD_RANGE[1]
-        assert g == w.judge(text, aspect)                           # deterministic
+        assert judges.GOLD_RANGE[0] <= g.gold <= judges.GOLD_RANGE[1]
+        assert g == judges.judge(text, aspect)                           # deterministic
 
 
 # ---- the generator ------------------------------------------------------------------
@@ -285,7 +286,7 @@ def test_every_pattern_is_used(reviews):
 
 def test_reviews_are_well_formed_and_short(reviews):
     texts = [r.text for r in reviews]
-    ok = [w.well_formed(t) >= w.WELL_FORMED_THRESHOLD for t in texts]
+    ok = [judges.well_formed(t) >= judges.WELL_FORMED_THRESHOLD for t in texts]
     assert sum(ok) / len(ok) >= 0.99
     n_words = [len(t.split()) for t in texts]
     assert min(n_words) >= 8 and max(n_words) <= 70
@@ -305,7 +306,7 @@ def test_contrast_sentences_are_mixed(reviews):
         assert len(sentences) == len(r.patterns)
         for sentence, name in zip(sentences, r.patterns):
             if role[name] == "contrast":
-                values = [v for s in w.sentiment_report(sentence) for _, v, _ in s["words"]]
+                values = [v for s in judges.sentiment_report(sentence) for _, v, _ in s["words"]]
                 mixed += min(values) < 0 < max(values)
                 total += 1
     assert total > 300 and mixed / total > 0.95
@@ -323,10 +324,10 @@ def test_polarity_is_balanced_and_spread(reviews):
 
 def test_review_with_aspect_and_polarity():
     world, rng = w.ReviewWorld(0), random.Random(7)
-    for aspect in w.ASPECTS:
+    for aspect in judges.ASPECTS:
         up = [world.review(rng, aspect=aspect, polarity=0.8) for _ in range(5)]
         down = [world.review(rng, aspect=aspect, polarity=-0.8) for _ in range(5)]
-        assert all(r.aspects[0] == aspect and w.on_topic(r.text, aspect) for r in up + down)
+        assert all(r.aspects[0] == aspect and judges.on_topic(r.text, aspect) for r in up + down)
         assert statistics.fmean(S(r.text) for r in up) > 0.3
         assert statistics.fmean(S(r.text) for r in down) < -0.3
 
@@ -351,10 +352,10 @@ def test_prompts():
     ins = world.instruction_prompts(30)
     for p in ins:
         assert p.text == f'Write a review of the {p.aspect} of "{p.title}".\nReview:'
-        assert p.kind == "instruction" and p.aspect in w.ASPECTS
+        assert p.kind == "instruction" and p.aspect in judges.ASPECTS
     ops = world.opening_prompts(60)
     assert all(p.kind == "opening" and p.title in p.text and not p.text.endswith(" ") for p in ops)
-    assert all(w.on_topic(p.text, p.aspect) == 1.0 for p in ops)
+    assert all(judges.on_topic(p.text, p.aspect) == 1.0 for p in ops)
     assert any(p.aspect is None for p in ops) and any(p.aspect for p in ops)
     assert any(p.text.startswith("I watched") for p in ops)
     mixed = world.prompts(7)
@@ -371,8 +372,8 @@ def test_demonstrations():
     for prompt, completion in demos:
         assert completion.startswith(" ") and not completion.startswith("  ")
         g = w.judge_completion(prompt, completion)
-        assert g.on_topic == 1.0 and g.well_formed >= w.WELL_FORMED_THRESHOLD
-        others = {a for a in w.ASPECTS if a != prompt.aspect and w.on_topic(completion, a)}
+        assert g.on_topic == 1.0 and g.well_formed >= judges.WELL_FORMED_THRESHOLD
+        others = {a for a in judges.ASPECTS if a != prompt.aspect and judges.on_topic(completion, a)}
         assert len(others) <= 1                                   # at most one other aspect
     scores = [S(c) for _, c in demos]
     assert min(scores) < -0.5 < 0.5 < max(scores)                 # mixed sentiment
@@ -391,13 +392,14 @@ def test_lexicon_is_symmetric_and_neutral_tables_are_neutral():
     loaded = (set(lx.SENTIMENT) | lx.INTENSIFIERS | lx.DOWNTONERS | lx.NEGATORS
               | lx.CONTRAST_WORDS | lx.CONCESSIVE_WORDS)
     assert not words & loaded
-    aspect_words = [set(ws) for ws in w.ASPECT_WORDS.values()]
+    aspect_words = [set(ws) for ws in judges.ASPECT_WORDS.values()]
     assert sum(map(len, aspect_words)) == len(set().union(*aspect_words))   # disjoint
     assert not set().union(*aspect_words) & (words | loaded)
 
 
 def test_judge_many_and_summarise_by_hand():
-    from rlhf_lab.world.reviews import Prompt, judge_many, summarise
+    from rlhf_lab.world.reviews import Prompt, judge_many
+    from rlhf_lab.world.judges import summarise
 
     p = Prompt(id="x", text='Write a review of the plot of "X".\nReview:', kind="instruction", aspect="plot", title="X")
     scores = judge_many([p, p], [" The plot is brilliant.", " The acting is"])

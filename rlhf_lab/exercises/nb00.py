@@ -23,7 +23,7 @@ def _unembedding_sizes(answer) -> tuple[bool, str]:
 @exercise("00.2")
 def _fraction_well_formed(answer) -> tuple[bool, str]:
     """A function texts -> fraction judged well-formed (world.well_formed >= WELL_FORMED_THRESHOLD)."""
-    from rlhf_lab.world.reviews import WELL_FORMED_THRESHOLD, well_formed
+    from rlhf_lab.world.judges import WELL_FORMED_THRESHOLD, well_formed
 
     cases = [
         ["The plot is brilliant.", "The plot is", "good good good good good."],

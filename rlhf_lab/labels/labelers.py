@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlhf_lab.labels.preferences import LabelTask
-from rlhf_lab.world.reviews import judge_completion, on_topic
+from rlhf_lab.world.reviews import judge_completion
+from rlhf_lab.world.judges import on_topic
 
 _SENTENCES = re.compile(r"[^.!?\n]+")
 

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 from rlhf_lab.config import progress_bar, set_seed, validate_config
 from rlhf_lab.lm.generation import Samples, sample, sequence_logprob, token_logprobs
-from rlhf_lab.world.reviews import Prompt, judge_many, summarise
+from rlhf_lab.world.reviews import Prompt, judge_many
+from rlhf_lab.world.judges import summarise
 
 # ---- the categorical check: exact gradient vs Monte-Carlo ------------------------------
 
