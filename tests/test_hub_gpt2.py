@@ -10,7 +10,8 @@ import torch
 
 from rlhf_lab.config import set_seed
 from rlhf_lab.lm.generation import sample, token_logprobs
-from rlhf_lab.lm.models import ADDED_PAD, PAD_LOGIT, load_model, save_policy
+from rlhf_lab.lm.tokens import ADDED_PAD, PAD_LOGIT
+from rlhf_lab.lm.models import load_model, save_policy
 from rlhf_lab.labels.preferences import load_preferences
 from rlhf_lab.world.reviews import ReviewWorld
 

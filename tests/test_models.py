@@ -7,7 +7,8 @@ import torch
 
 from rlhf_lab.lm import models
 from rlhf_lab.config import data_dir
-from rlhf_lab.lm.models import ModelLoadError, ensure_pad_token, frozen_copy, load_model, load_tokenizer
+from rlhf_lab.lm.models import ModelLoadError, frozen_copy, load_model, load_tokenizer
+from rlhf_lab.lm.tokens import ensure_pad_token
 
 
 def test_tokenizer_pad_is_not_eos_and_pads_left(tiny):

@@ -30,7 +30,8 @@ from rlhf_lab.config import (ConfigError, DeviceScalars, adamw, bf16_autocast, g
                              validate_config)
 from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
 from rlhf_lab.utils.cards import texts_sha256
-from rlhf_lab.lm.models import PAD, context_length, count_parameters, load_model, policy_card, train_tokenizer
+from rlhf_lab.lm.tokens import PAD, train_tokenizer
+from rlhf_lab.lm.models import context_length, count_parameters, load_model, policy_card
 from rlhf_lab.world.reviews import ReviewWorld
 from rlhf_lab.utils.guard import nonfinite_parameter
 

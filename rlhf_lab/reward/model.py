@@ -43,8 +43,8 @@ from safetensors.torch import load_file
 
 from rlhf_lab.config import data_dir, float32_head, repo_root
 from rlhf_lab.lm.generation import left_pad, position_ids_from_mask
-from rlhf_lab.lm.models import (ModelLoadError, context_length, ensure_pad_token, folder_kind, fused_gelu, load_model,
-                                load_tokenizer)
+from rlhf_lab.lm.models import ModelLoadError, context_length, folder_kind, fused_gelu, load_model, load_tokenizer
+from rlhf_lab.lm.tokens import ensure_pad_token
 from rlhf_lab.lm.packing import PackedBatch, TokenCache, pack, packed_hidden_at
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.utils.guard import nonfinite_parameter

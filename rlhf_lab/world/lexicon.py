@@ -1,7 +1,7 @@
 """The language of the review world: its words, their values, and its sentence patterns.
 
-`rlhf_lab.world.reviews` holds the generator and the gold judges; everything they can say or
-know lives here, so a student can read the whole language in one sitting.
+`rlhf_lab.world.reviews` holds the generator and `rlhf_lab.world.judges` the gold judges; everything
+they can say or know lives here, so a student can read the whole language in one sitting.
 
 * sentiment tables map a strength to words, graded on a symmetric scale (+1.0 masterful
   ... +0.25 decent, -0.25 bland ... -1.0 dreadful); every table has the same levels on
@@ -338,16 +338,13 @@ SLOT_TABLES = {"film": FILM_NOUNS, "time": TIMES, "company": COMPANY, "role": RO
 def vocabulary() -> set[str]:
     """Every word the grammar can emit, lowercased (split like the judge: "didn't" is one)."""
     texts = [p.template for p in PATTERNS] + [INSTRUCTION_TEMPLATE] + list(ASPECT_NOUNS)
-    for table in (ADJECTIVES, NOUNS, ADVERBS, RECOMMEND, REC_INTENSIFIERS,
-                  *ASPECT_ADJECTIVES.values()):
+    for table in (ADJECTIVES, NOUNS, ADVERBS, RECOMMEND, REC_INTENSIFIERS, *ASPECT_ADJECTIVES.values()):
         texts += [w for words in table.values() for w in words]
     texts += [w for a, b, _ in VERBS_INTRANSITIVE + VERBS_TRANSITIVE for w in (a, b)]
     texts += [w for nouns in ASPECT_NOUNS.values() for w, _ in nouns]
     texts += [w for words in PARTICIPLES.values() for w in words]
-    for table in (ADJ_INTENSIFIERS, VERB_INTENSIFIERS, NOUN_INTENSIFIERS,
-                  ADV_INTENSIFIERS, DOWNTONER_PHRASES, NEGATION_PHRASES,
-                  TITLE_ADJECTIVES, TITLE_NOUNS, TITLE_OF, FIRST_NAMES,
-                  LAST_NAMES, ROLES, SUBJECTS, GENRES, FILM_NOUNS, TIMES,
-                  COMPANY, LEADS, GRAMMAR_WORDS):
+    for table in (ADJ_INTENSIFIERS, VERB_INTENSIFIERS, NOUN_INTENSIFIERS, ADV_INTENSIFIERS, DOWNTONER_PHRASES,
+                  NEGATION_PHRASES, TITLE_ADJECTIVES, TITLE_NOUNS, TITLE_OF, FIRST_NAMES, LAST_NAMES, ROLES,
+                  SUBJECTS, GENRES, FILM_NOUNS, TIMES, COMPANY, LEADS, GRAMMAR_WORDS):
         texts += list(table)
     return set(WORD_RE.findall(SLOT_RE.sub(" ", " ".join(texts)).lower()))
