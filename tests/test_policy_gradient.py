@@ -214,6 +214,23 @@ def test_train_reinforce_options_and_frozen_model_error(tiny):
         assert len(hist.reward) == 2 and all(math.isfinite(x) for x in hist.loss + hist.grad_norm)
 
 
+
+def test_reinforce_stops_at_a_nan_reward_and_at_parameters_that_overflowed():
+    from rlhf_lab.lm.models import load_model
+
+    model, tok = load_model("tiny", role="policy", device="cpu")
+    prompts = ReviewWorld(0).instruction_prompts(8)
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = ReinforceConfig(steps=2, batch_size=2, samples_per_prompt=2, max_new_tokens=8)
+    nan_reward = lambda ps, cs: torch.full((len(cs),), float("nan"))   # noqa: E731
+    with pytest.raises(FloatingPointError, match="the REINFORCE loss is nan at step 1 of 2; a reward of NaN"):
+        train_reinforce(model, tok, prompts, cfg, reward_fn=nan_reward, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # stopped before the step
+    # a parameter no forward reads (so no loss can show it) is caught by the check at the end
+    model.register_parameter("stray", torch.nn.Parameter(torch.tensor([float("inf")])))
+    with pytest.raises(FloatingPointError, match="the policy's parameter stray is not finite after 2 REINFORCE steps"):
+        train_reinforce(model, tok, prompts, cfg, progress=False)
+
 def test_evaluate_gold_is_reproducible(tiny):
     model, tok = tiny
     prompts = ReviewWorld(0).instruction_prompts(6, split="val")

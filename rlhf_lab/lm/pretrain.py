@@ -33,7 +33,7 @@ from rlhf_lab.utils.cards import texts_sha256
 from rlhf_lab.lm.tokens import PAD, train_tokenizer
 from rlhf_lab.lm.models import context_length, count_parameters, load_model, policy_card
 from rlhf_lab.world.reviews import ReviewWorld
-from rlhf_lab.utils.guard import nonfinite_parameter
+from rlhf_lab.utils.guard import check_parameters, check_step
 
 
 @dataclass
@@ -215,13 +215,8 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     def record(rows: list[dict]) -> None:
         """Append the losses read from the device; stop at a non-finite loss or gradient."""
         for row in rows:
-            at = f"at step {len(hist.loss) + 1} of {cfg.steps}"
-            if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"{desc}: the loss is {row['loss']} {at}; lower the learning rate "
-                                         f"(lr={cfg.lr}) or check the data. Nothing was saved.")
-            if not math.isfinite(row["grad_norm"]):
-                raise FloatingPointError(f"{desc}: the gradient norm is {row['grad_norm']} {at} with a finite loss "
-                                         f"({row['loss']:.4g}); lower the learning rate (lr={cfg.lr}). Nothing was saved.")
+            check_step(row["loss"], row["grad_norm"], f"{desc}: the", f"at step {len(hist.loss) + 1} of {cfg.steps}",
+                       f"lower the learning rate (lr={cfg.lr}) or check the data. Nothing was saved.")
             hist.loss.append(row["loss"])
 
     hist, start = History(n_parameters=count_parameters(model)), time.perf_counter()
@@ -246,10 +241,8 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
             hist.val_loss.append(evaluate())
             bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val=f"{hist.val_loss[-1]:.3f}")
     model.eval()
-    bad = nonfinite_parameter(model)
-    if bad:
-        raise FloatingPointError(f"{desc}: parameter {bad} is not finite after {cfg.steps} steps; lower the learning "
-                                 f"rate (lr={cfg.lr}). Nothing was saved.")
+    check_parameters(model, f"{desc}: the model's", f"after {cfg.steps} steps",
+                     f"lower the learning rate (lr={cfg.lr}). Nothing was saved.")
     hist.wall_time_s = time.perf_counter() - start
     return hist
 

@@ -34,7 +34,7 @@ from rlhf_lab.labels.preferences import split_by_prompt, to_pairs
 from rlhf_lab.lm.generation import encode_prompts, sequence_logprob, token_logprobs
 from rlhf_lab.lm.models import context_length, freeze, load_model
 from rlhf_lab.lm.packing import TokenCache, pack, packed_logps
-from rlhf_lab.utils.guard import nonfinite_parameter
+from rlhf_lab.utils.guard import check_parameters, check_step
 
 LOSS_TYPES = ("sigmoid", "ipo")
 
@@ -293,13 +293,8 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
     def record(rows: list[dict]) -> None:
         for row in rows:   # a non-finite loss or gradient stops training; nothing has been saved
             loss, grad_norm = row.pop("loss"), row.pop("grad_norm")
-            at = f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}"
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the DPO loss is {loss} {at}; lower lr (={cfg.lr}) or use reduction='mean' "
-                                         f"for long completions. The policy was not saved.")
-            if not math.isfinite(grad_norm):
-                raise FloatingPointError(f"the DPO gradient norm is {grad_norm} {at} with a finite loss ({loss:.4g}); "
-                                         f"lower lr (={cfg.lr}). The policy was not saved.")
+            check_step(loss, grad_norm, "the DPO", f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}",
+                       f"lower lr (={cfg.lr}) or use reduction='mean' for long completions. The policy was not saved.")
             hist.loss.append(loss), hist.metrics.append(row)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, start = 0, time.perf_counter()
@@ -329,10 +324,7 @@ def train_dpo(cfg: DPOConfig, records, policy=None, tokenizer=None, reference=No
                             acc=f"{hist.val_accuracy[-1]:.2f}" if hist.val_accuracy else "-")
     record(scalars.read())
     bar.close()
-    bad = nonfinite_parameter(policy)
-    if bad:
-        raise FloatingPointError(f"the policy's parameter {bad} is not finite after {step} DPO steps; lower lr "
-                                 f"(={cfg.lr}). The policy was not saved.")
+    check_parameters(policy, "the policy's", f"after {step} DPO steps", f"lower lr (={cfg.lr}). The policy was not saved.")
     hist.wall_time_s = time.perf_counter() - start
     hist.pairs_per_s = cfg.epochs * len(train) / (hist.wall_time_s - hist.val_s)
     if not hist.val_steps or hist.val_steps[-1] != step:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from rlhf_lab.config import progress_bar, set_seed, validate_config
 from rlhf_lab.lm.generation import Samples, sample, sequence_logprob, token_logprobs
+from rlhf_lab.utils.guard import check_parameters, check_step
 from rlhf_lab.world.reviews import Prompt, judge_many
 from rlhf_lab.world.judges import summarise
 
@@ -251,16 +252,13 @@ def train_reinforce(model, tokenizer, prompts: list[Prompt], cfg: ReinforceConfi
             baseline = value if cfg.baseline == "learned" else None
         logps = sequence_logprobs(model, samples, cfg.temperature, cfg.reduction)     # (B * k,)
         loss, stats = reinforce_loss(logps, rewards, baseline)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"REINFORCE loss is {loss.item()} at step {step + 1} of {cfg.steps} (a reward "
-                                     f"of NaN or inf, or log-probs that overflowed); lower lr (={cfg.lr}) or check "
-                                     f"the reward function")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm).item()
-        if not math.isfinite(grad_norm):
-            raise FloatingPointError(f"the REINFORCE gradient norm is {grad_norm} at step {step + 1} of {cfg.steps} "
-                                     f"with a finite loss ({loss.item():.4g}); lower lr (={cfg.lr})")
+        # checked before the step, so a NaN reward or an overflowed log-prob never reaches the parameters
+        check_step(loss.item(), grad_norm, "the REINFORCE", f"at step {step + 1} of {cfg.steps}",
+                   f"a reward of NaN or inf, or log-probs that overflowed: lower lr (={cfg.lr}) or check the reward "
+                   f"function")
         opt.step()
         value += 0.3 * (stats["reward"] - value)   # the learned value: b for the next step, never this one
         hist.steps.append(step)
@@ -271,6 +269,7 @@ def train_reinforce(model, tokenizer, prompts: list[Prompt], cfg: ReinforceConfi
         hist.grad_norm.append(grad_norm)
         if on_step is not None:
             on_step(hist)
+    check_parameters(model, "the policy's", f"after {cfg.steps} REINFORCE steps", f"lower lr (={cfg.lr})")
     hist.wall_time_s = time.perf_counter() - start
     return hist
 
