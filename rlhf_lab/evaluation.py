@@ -18,11 +18,15 @@ import random
 
 import torch
 
+from rlhf_lab.config import set_seed
+from rlhf_lab.lm.generation import sample, token_logprobs
+from rlhf_lab.reward.train import as_groups
+from rlhf_lab.world.judges import summarise
+from rlhf_lab.world.reviews import judge_many
+
 
 def _flat_pairs(groups):
     """(prompt, winner text, loser text) for every ranked pair of preference records or ranked groups."""
-    from rlhf_lab.reward.train import as_groups
-
     return [(g.prompt, g.completions[w], g.completions[l]) for g in as_groups(groups) for w, l in g.pairs()]
 
 
@@ -32,8 +36,6 @@ def pair_margins(rm, groups) -> torch.Tensor:
     Each completion is scored once (K forwards per prompt, as in training), then the
     C(K, 2) margins are read off those K rewards, in the order of `_flat_pairs`.
     """
-    from rlhf_lab.reward.train import as_groups
-
     groups = as_groups(groups)
     rewards = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
     margins, start = [], 0
@@ -97,8 +99,6 @@ def correlation(x, y) -> dict[str, float]:
 
 def gold_correlation(rm, prompts, completions) -> dict[str, float]:
     """Correlation of r_phi with the gold judge on (world Prompt, completion) pairs."""
-    from rlhf_lab.world.reviews import judge_many
-
     gold = [s.gold for s in judge_many(prompts, completions)]
     proxy = rm.score([p.text for p in prompts], list(completions))
     return {**correlation(proxy, gold), "proxy": proxy.tolist(), "gold": gold}
@@ -130,8 +130,6 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
     "by_kind" (`world.summarise` of the opening and of the instruction prompts separately) and
     per-response lists under "completions", "golds", "scores", "kls".
     """
-    from rlhf_lab.config import set_seed
-
     with torch.random.fork_rng(devices=[]):   # the caller's random stream (a training run) is left as it was
         set_seed(seed)
         return _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens,
@@ -139,10 +137,6 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
 
 
 def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens, batch_size):
-    from rlhf_lab.lm.generation import sample, token_logprobs
-    from rlhf_lab.world.reviews import judge_many
-    from rlhf_lab.world.judges import summarise
-
     completions, kls, lengths, finished = [], [], [], []
     device = next(policy.parameters()).device
     for i in range(0, len(prompts), batch_size):
@@ -247,10 +241,6 @@ def sample_n(model, tokenizer, prompts, n: int, max_new_tokens: int = 48, temper
              seed: int = 0, batch_rows: int = 256) -> dict:
     """N samples per prompt (the pool best-of-n picks from) and their gold scores, without touching the
     caller's random stream. Returns {"completions": P lists of n strings, "gold": (P, n) tensor}."""
-    from rlhf_lab.config import set_seed
-    from rlhf_lab.lm.generation import sample
-    from rlhf_lab.world.reviews import judge_many
-
     per_batch = max(1, batch_rows // n)
     completions = []
     with torch.random.fork_rng(devices=[]):

@@ -18,7 +18,14 @@ import os
 import tempfile
 import warnings
 
+import datasets
 import torch
+from transformers import AutoModelForSequenceClassification
+
+from rlhf_lab.labels.preferences import to_dataset
+from rlhf_lab.lm.models import load_tokenizer
+from rlhf_lab.reward.losses import bt_loss
+from rlhf_lab.reward.model import RewardModel, SHIPPED_REWARD_MODEL, load_reward_model, reward_function
 
 TRL_MISSING = ("TRL is not installed: `pip install -e \".[trl]\"` (or `pip install trl==1.16.0`) adds it; "
                "the course itself does not need it")
@@ -39,12 +46,7 @@ def reward_loss_at_step0(folder, records, n_pairs: int = 16) -> dict:
     Returns {"kit", "trl", "pairs", "trl_version"}; an ImportError that says how to install TRL."""
     if trl_version() is None:
         raise ImportError(TRL_MISSING)
-    from transformers import AutoModelForSequenceClassification
 
-    from rlhf_lab.lm.models import load_tokenizer
-    from rlhf_lab.labels.preferences import to_dataset
-    from rlhf_lab.reward.losses import bt_loss
-    from rlhf_lab.reward.model import RewardModel
 
     pairs = to_dataset(records)
     if n_pairs < 1 or len(pairs) < n_pairs:
@@ -54,7 +56,6 @@ def reward_loss_at_step0(folder, records, n_pairs: int = 16) -> dict:
     kit = bt_loss(rm.score(pairs["prompt"], pairs["chosen"]), rm.score(pairs["prompt"], pairs["rejected"]))[0]
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tok = load_tokenizer(str(folder))
-    import datasets
 
     datasets.disable_progress_bars()                 # its map() over 16 pairs: no bars in a notebook
     try:
@@ -65,7 +66,7 @@ def reward_loss_at_step0(folder, records, n_pairs: int = 16) -> dict:
 
 def _trl_loss(model, tok, pairs, n_pairs: int, kit: float) -> dict:
     """TRL's RewardTrainer on ``pairs`` as one batch: its loss before the first step."""
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig, RewardTrainer   # here: TRL is an optional extra (trl_version checks it)
 
     with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
         # TRL's config sets transformers' `gradient_checkpointing`, deprecated in transformers 5: not the student's doing
@@ -94,8 +95,6 @@ def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     ``--reward_model_name_or_path`` scores prompt + completion without the EOS token, which is not
     the input the kit's reward model was trained on. Returns one reward per completion.
     """
-    from rlhf_lab.reward.model import SHIPPED_REWARD_MODEL, load_reward_model, reward_function
-
     if prompts and not isinstance(prompts[0], str):
         raise ValueError("kit_reward_model scores plain text; the prompts are conversational (lists of messages): "
                          "export the prompts without --conversational")

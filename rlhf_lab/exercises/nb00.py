@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import math
 
+from transformers import AutoConfig
+
 from rlhf_lab.exercises.registry import exercise
+from rlhf_lab.lm.models import resolve
+from rlhf_lab.world.judges import WELL_FORMED_THRESHOLD, well_formed
 
 
 @exercise("00.1")
 def _unembedding_sizes(answer) -> tuple[bool, str]:
     """(parameters of the tiny model's unembedding without bias, parameters of a reward head with bias)."""
-    from transformers import AutoConfig
-
-    from rlhf_lab.lm.models import resolve
-
     cfg = AutoConfig.from_pretrained(resolve("tiny")[1])
     expected = (cfg.n_embd * cfg.vocab_size, cfg.n_embd + 1)
     if tuple(answer) == expected:
@@ -23,8 +23,6 @@ def _unembedding_sizes(answer) -> tuple[bool, str]:
 @exercise("00.2")
 def _fraction_well_formed(answer) -> tuple[bool, str]:
     """A function texts -> fraction judged well-formed (world.well_formed >= WELL_FORMED_THRESHOLD)."""
-    from rlhf_lab.world.judges import WELL_FORMED_THRESHOLD, well_formed
-
     cases = [
         ["The plot is brilliant.", "The plot is", "good good good good good."],
         ["I watched it twice and the soundtrack is lovely!"],

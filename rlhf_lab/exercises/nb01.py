@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 
 import torch
+from transformers import AutoConfig
 
 from rlhf_lab.exercises.registry import exercise, seeded_cases
+from rlhf_lab.lm.models import resolve
 from rlhf_lab.rl.bandit import expected_regret, gradient_bandit_update
 
 
@@ -42,10 +44,6 @@ def _gradient_bandit_update(answer) -> tuple[bool, str]:
 @exercise("01.3")
 def _action_spaces(answer) -> tuple[bool, str]:
     """(actions at one token step, distinct two-token completions) for the tiny model."""
-    from transformers import AutoConfig
-
-    from rlhf_lab.lm.models import resolve
-
     v = AutoConfig.from_pretrained(resolve("tiny")[1]).vocab_size
     if tuple(answer) == (v, v ** 2):
         return True, f"{v:,} actions per token, {v ** 2:,} two-token completions: the bandit's action space explodes"

@@ -1,6 +1,8 @@
 """The checkers of notebook 02's exercises (preference data): `rlhf_lab.exercises.registry.check` runs them."""
 from __future__ import annotations
 
+import random
+
 from rlhf_lab.exercises.registry import exercise
 from rlhf_lab.labels.aggregation import elo_update, kendall_tau
 from rlhf_lab.labels.store import ranking_to_pairs
@@ -21,8 +23,6 @@ def _pairs_exercise(answer) -> tuple[bool, str]:
 @exercise("02.2")
 def _kendall_exercise(answer) -> tuple[bool, str]:
     """A function (ranking_a, ranking_b) -> Kendall tau, compared with aggregation.kendall_tau."""
-    import random
-
     rng = random.Random(2)
     cases = [([0, 1, 2], [0, 1, 2]), ([0, 1, 2], [2, 1, 0]), ([0, 1, 2, 3], [1, 0, 2, 3])]
     cases += [(rng.sample(range(k), k), rng.sample(range(k), k)) for k in (4, 5, 9) for _ in range(3)]

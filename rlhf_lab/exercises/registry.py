@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+import torch
+
 _CHECKS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
 
 
@@ -60,8 +62,6 @@ def check(name: str, answer: Any) -> bool:
 def seeded_cases(seed: int, n: int, k: int) -> list[tuple]:
     """n seeded pairs of float64 vectors of length k (the first scaled by 1..n), for comparing
     a student's function with the reference on the same inputs."""
-    import torch
-
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(k, generator=g, dtype=torch.float64) * (i + 1),
              torch.randn(k, generator=g, dtype=torch.float64)) for i in range(n)]

@@ -29,7 +29,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rlhf_lab.labels.preferences import LabelTask, sample_for_labeling
 from rlhf_lab.labels.store import MAX_K, MIN_K
+from rlhf_lab.utils.artefacts import LOADS, write_text
+from rlhf_lab.world.reviews import Prompt
 
 FORMAT = "rlhf-lab/label-set"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -109,8 +112,6 @@ def _task_lines(tasks) -> str:
 def as_label_set(tasks, name: str, k: int, temperature: float, max_new_tokens: int, seed: int,
                  command: str = "") -> LabelSet:
     """Freeze sampled `LabelTask`s into a set named ``name`` (its id adds the content hash)."""
-    from rlhf_lab.labels.preferences import LabelTask
-
     if not NAME.match(name):
         raise ValueError(f"set name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-' (it goes into file names)")
     if not tasks:
@@ -131,8 +132,7 @@ def make_label_set(model, tokenizer, prompts, name: str = "class-set", k: int = 
                    command: str = "") -> LabelSet:
     """Sample K distinct completions per prompt (`preferences.sample_for_labeling`, seeded) and
     freeze them into a set. Write it with `write_label_set` and hand the file out."""
-    from rlhf_lab.config import set_seed
-    from rlhf_lab.labels.preferences import sample_for_labeling
+    from rlhf_lab.config import set_seed   # here: config imports torch, and reading a set needs none
 
     if not MIN_K <= k <= MAX_K:
         raise ValueError(f"k must be between {MIN_K} and {MAX_K}, got {k}")
@@ -147,8 +147,6 @@ def make_label_set(model, tokenizer, prompts, name: str = "class-set", k: int = 
 def write_label_set(label_set: LabelSet, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write the set atomically. An existing file is replaced only with ``overwrite`` (students may
     already be ranking it: their records name its id, and a new set has another)."""
-    from rlhf_lab.utils.artefacts import write_text
-
     path = Path(path)
     if path.suffix != ".jsonl":
         raise ValueError(f"{path}: a labeling set is a .jsonl file")
@@ -159,10 +157,6 @@ def write_label_set(label_set: LabelSet, path: str | os.PathLike, overwrite: boo
 
 def load_label_set(path: str | os.PathLike) -> LabelSet:
     """Read and check a set file: the header, every prompt line, unique ids, the count and the hash."""
-    from rlhf_lab.utils.artefacts import LOADS
-    from rlhf_lab.labels.preferences import LabelTask
-    from rlhf_lab.world.reviews import Prompt
-
     path = Path(path)
     if not path.is_file():
         raise LabelSetError(f"labeling set {path} not found (an instructor makes one with "

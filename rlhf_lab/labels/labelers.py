@@ -18,15 +18,26 @@ rewards short, well-formed reviews, `focused` rewards sentences about the asked 
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import platform
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
+import torch
 
-from rlhf_lab.labels.preferences import LabelTask
-from rlhf_lab.world.reviews import judge_completion
+from rlhf_lab import __version__
+from rlhf_lab.config import get_device, progress_bar, set_seed
+from rlhf_lab.labels.preferences import LabelTask, make_record, sample_for_labeling, to_pairs
+from rlhf_lab.labels.store import PreferenceRecord
+from rlhf_lab.lm.models import load_model, resolve
+from rlhf_lab.utils.artefacts import check_writable, write_bytes, write_json
 from rlhf_lab.world.judges import on_topic
+from rlhf_lab.world.reviews import ReviewWorld, judge_completion
 
 _SENTENCES = re.compile(r"[^.!?\n]+")
 
@@ -146,8 +157,6 @@ def make_labelers(names: list[str], seed: int = 0) -> list[SimulatedLabeler]:
 
 def label_tasks(tasks: list[LabelTask], labelers: list[SimulatedLabeler]) -> list:
     """Every labeler ranks every task: len(tasks) x len(labelers) `PreferenceRecord`s."""
-    from rlhf_lab.labels.preferences import make_record
-
     return [make_record(t, lab.rank(t), lab.name, source="simulated") for t in tasks for lab in labelers]
 
 
@@ -163,23 +172,6 @@ def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
     run leaves any earlier file untouched. Reproducible: prompts, samples and rankings are fixed
     by ``seed`` (record ids and timestamps are not).
     """
-    import hashlib
-    import platform
-    import time
-    from datetime import datetime, timezone
-    from pathlib import Path
-
-    import torch
-    from rlhf_lab.config import progress_bar
-
-    from rlhf_lab import __version__
-    from rlhf_lab.utils.artefacts import check_writable, write_bytes, write_json
-    from rlhf_lab.config import get_device, set_seed
-    from rlhf_lab.lm.models import load_model, resolve
-    from rlhf_lab.labels.store import PreferenceRecord
-    from rlhf_lab.labels.preferences import sample_for_labeling, to_pairs
-    from rlhf_lab.world.reviews import ReviewWorld
-
     out_dir = Path(out_dir)
     target = out_dir / "simulated.jsonl"
     if target.exists() and not overwrite:

@@ -31,7 +31,10 @@ import numpy as np
 import torch
 
 from rlhf_lab.labels.aggregation import agreement_matrix, bradley_terry_groups, kendall_tau
-from rlhf_lab.labels.store import PreferenceFileError, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
+from rlhf_lab.labels.label_sets import LabelSet, load_label_set
+from rlhf_lab.labels.store import (PreferenceFileError, PreferenceRecord, PreferenceStore, current_records,
+                                   ranking_to_pairs)
+from rlhf_lab.utils.artefacts import write_text
 
 
 class PoolError(ValueError):
@@ -93,8 +96,6 @@ def _read(path: Path) -> list[PreferenceRecord]:
 def pool_labels(sources, label_set=None) -> Pool:
     """Read, check and pool label files (see the module docstring). ``label_set``: a `LabelSet` or
     the path of its file; every record must then come from it, prompt by prompt."""
-    from rlhf_lab.labels.label_sets import LabelSet, load_label_set
-
     files = label_files(sources)
     if label_set is not None and not isinstance(label_set, LabelSet):
         label_set = load_label_set(label_set)
@@ -142,8 +143,6 @@ def pool_labels(sources, label_set=None) -> Pool:
 
 def write_pool(records, path: str | os.PathLike, inputs=()) -> Path:
     """Write records as one label file (atomically), never over one of its ``inputs``."""
-    from rlhf_lab.utils.artefacts import write_text
-
     path = Path(path)
     if any(path.resolve() == Path(p).resolve() for p in inputs):
         raise ValueError(f"{path} is one of the files being pooled; write the pool to another file")

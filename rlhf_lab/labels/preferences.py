@@ -10,7 +10,7 @@ learns from through the Bradley-Terry model
 This module is the data half of notebook 02:
 
 * `sample_for_labeling`: K distinct completions per prompt from one batched call;
-* `PreferenceRecord` and `PreferenceStore` (module `store`, re-exported here): one submitted
+* `PreferenceRecord` and `PreferenceStore` (in `rlhf_lab.labels.store`): one submitted
   ranking, validated on write and on read, in an append-only JSONL file: one line per
   submission, written in one ``os.write``, fsynced before it is reported saved, under a lock;
 * `ranking_to_pairs`, `to_pairs`, `export_trl`, `split_by_prompt`: the derived data set
@@ -26,6 +26,7 @@ submit" a retraction line. `load_preferences` returns the labels that count
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rlhf_lab.labels.store import MIN_K, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
-from rlhf_lab.utils.artefacts import LOADS
+from rlhf_lab.utils.artefacts import LOADS, write_bytes, write_text
 from rlhf_lab.world.reviews import Prompt, judge_completion
 
 SHIPPED = "preferences/simulated.jsonl"
@@ -45,7 +46,9 @@ def load_preferences(path: str | os.PathLike | None = None, labeler: str | None 
     """The rankings that count in a preference file (default: the shipped simulated data set),
     optionally one labeler's: the latest per (labeler, prompt), none where it was retracted
     (`current_records`). ``PreferenceStore(path).read()`` gives the whole log."""
-    from rlhf_lab.config import (data_dir)  # torch-free import of this module: store writers start fast
+    # here, not at the top: config imports torch, and this module stays torch-free so that the
+    # ranker and the label commands start fast (tests/test_layout.py checks it)
+    from rlhf_lab.config import data_dir
 
     if path is not None and not Path(path).exists():
         raise FileNotFoundError(f"preference file {path} not found (the shipped labels are {data_dir() / SHIPPED}; "
@@ -97,7 +100,7 @@ def sample_for_labeling(model, tokenizer, prompts: list[Prompt], k: int = 4, max
     up to ``max_tries`` times; if it still has fewer, it keeps what it has (K_n < K, still a
     valid ranking task) when that is at least 2, and is dropped with a warning otherwise.
     """
-    from rlhf_lab.lm.generation import sample
+    from rlhf_lab.lm.generation import sample   # here: torch, which this module's readers need not load
 
     if k < MIN_K:
         raise ValueError(f"k must be at least {MIN_K} (a ranking needs two completions), got {k}")
@@ -152,8 +155,6 @@ def export_trl(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> 
     """Write the pairs as JSONL with TRL's ``prompt``/``chosen``/``rejected`` columns (the format
     its RewardTrainer and DPOTrainer read; ``datasets.load_dataset("json", data_files=path)``).
     Returns the number of rows."""
-    from rlhf_lab.utils.artefacts import write_text
-
     rows = to_pairs(records)
     write_text(path, "".join(json.dumps({k: row[k] for k in ("prompt", "chosen", "rejected", "prompt_id")}) + "\n"
                              for row in rows))
@@ -169,7 +170,7 @@ def to_dataset(records: Iterable[PreferenceRecord], conversational: bool = False
     """The pairs as a ``datasets.Dataset``: one row per C(K, 2) comparison, columns `PAIR_COLUMNS`.
     TRL's RewardTrainer and DPOTrainer take it as it is. ``conversational``: TRL's conversational
     form (``prompt`` a list with one user message, ``chosen``/``rejected`` one assistant message)."""
-    from datasets import Dataset
+    from datasets import Dataset   # here, as each datasets import below: it takes about a second
 
     cols = {k: [] for k in PAIR_COLUMNS}
     for row in to_pairs(records):
@@ -199,11 +200,8 @@ def _suffix(path) -> str:
 
 def _write_dataset(ds, path) -> int:
     """Write a ``datasets.Dataset`` to ``path`` (.jsonl or .parquet) atomically; returns its rows."""
-    import io
+    import datasets   # here: see to_dataset
 
-    import datasets
-
-    from rlhf_lab.utils.artefacts import write_bytes
 
     suffix = _suffix(path)
     buf = io.BytesIO()
@@ -224,7 +222,7 @@ def _write_dataset(ds, path) -> int:
 def export_prompts(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> int:
     """Write each distinct prompt once (columns ``prompt``, ``prompt_id``) as ``.jsonl`` or ``.parquet``,
     atomically: the prompt data set TRL's GRPOTrainer and RLOOTrainer sample from. Returns the rows."""
-    from datasets import Dataset
+    from datasets import Dataset   # here: see to_dataset
 
     _suffix(path)
     seen: dict[str, str] = {}

@@ -35,10 +35,10 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rlhf_lab.labels.label_sets import LabelSet, load_label_set
 from rlhf_lab.labels.preferences import LabelTask, make_record
-from rlhf_lab.labels.store import PreferenceRecord, PreferenceStore, current_records
 from rlhf_lab.labels.ranker_view import LETTERS, RankerView, letters
-from rlhf_lab.labels.store import as_utc
+from rlhf_lab.labels.store import PreferenceRecord, PreferenceStore, as_utc, current_records
 
 
 class NotSaved(RuntimeError):
@@ -104,8 +104,7 @@ class Ranker(RankerView):
     def from_set(cls, label_set, labeler: str, folder: str | Path | None = None, **kwargs) -> "Ranker":
         """Rank a labeling set (a `LabelSet` or its file) into ``<folder>/<set id>/<labeler>.jsonl``
         (default folder: runs/labels), the file a student hands in for pooling."""
-        from rlhf_lab.config import runs_dir
-        from rlhf_lab.labels.label_sets import LabelSet, load_label_set
+        from rlhf_lab.config import runs_dir   # here: config imports torch; the ranker itself needs none
 
         if not isinstance(label_set, LabelSet):
             label_set = load_label_set(label_set)

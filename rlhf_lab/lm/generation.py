@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import CompileConfig
 
 from rlhf_lab.lm.models import context_length
 
@@ -165,7 +166,6 @@ def _compiled(device, on: bool) -> dict:
     """generate()'s arguments for a static cache with a compiled decode step (none when off)."""
     if not on:
         return {}
-    from transformers import CompileConfig
 
     gpu = torch.device(device).type == "cuda"
     config = CompileConfig(mode="reduce-overhead" if gpu else "default", dynamic=False)

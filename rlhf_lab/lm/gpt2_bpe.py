@@ -16,6 +16,9 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
 PINNED_SHA256 = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
                  "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
 """tiktoken_ext/openai_public.py, gpt2(): vocab_bpe_hash and encoder_json_hash."""
@@ -41,9 +44,6 @@ def gpt2_bpe_files() -> dict[str, Path]:
 def gpt2_tokenizer():
     """A ``PreTrainedTokenizerFast`` identical in ids to the hub's ``gpt2``: byte-level BPE without a
     normaliser, EOS/BOS/UNK ``<|endoftext|>`` (50256), no PAD (`models.ensure_pad_token` adds one)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
     files = gpt2_bpe_files()
     bpe = Tokenizer(models.BPE.from_file(str(files["encoder.json"]), str(files["vocab.bpe"])))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)   # the pieces of the hub's tokenizer.json

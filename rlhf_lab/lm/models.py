@@ -25,13 +25,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from huggingface_hub import constants
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
-
+from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.utils import logging as hf_logging
 
-from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.config import data_dir
 from rlhf_lab.lm.tokens import PAD, ensure_pad_token
+from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
+from rlhf_lab.utils.cards import model_card
 from rlhf_lab.utils.guard import nonfinite_parameter
 
 # The embedded model loads in milliseconds; transformers' per-load progress bars would
@@ -50,8 +52,6 @@ class ModelLoadError(RuntimeError):
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
-    from huggingface_hub import constants
-
     if constants.HF_HUB_OFFLINE:
         return False
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
@@ -227,8 +227,6 @@ def save_policy(model, tokenizer, path, metadata: dict | None = None, records=No
 
 def policy_card(path: Path, meta: dict, title: str | None = None, what: str | None = None) -> str:
     """A policy's README.md (`rlhf_lab.utils.cards`) from its metadata (command, seed, data, metrics)."""
-    from rlhf_lab.utils.cards import model_card
-
     config = meta.get("config") or {}
     made = {"command": meta.get("command"), "seed": meta.get("seed", config.get("seed")),
             "base model": meta.get("base_model") or config.get("model"), "data": meta.get("data"),
@@ -248,8 +246,6 @@ def fused_gelu(model):
     activation runs about 3x faster (a fifth of a training step of the embedded model on a CPU).
     The config says "gelu_pytorch_tanh" afterwards, so saved copies load the same way anywhere.
     """
-    from transformers.activations import GELUTanh, NewGELUActivation
-
     for module in model.modules():
         for child_name, child in module.named_children():
             if isinstance(child, NewGELUActivation):

@@ -63,8 +63,6 @@ class PackedBatch:
         return self.input_ids.numel()
 
 
-WIDTH_FACTOR = 3.0
-
 
 def place(lengths: list[int], width: int) -> list[list[int]]:
     """First-fit decreasing: indices of groups per row, no row longer than ``width``."""

@@ -157,7 +157,7 @@ class History:
     n_parameters: int = 0
 
 
-def _tokenise(tokenizer, prompts: list[str], targets: list[str], max_len: int):
+def tokenise_for_lm(tokenizer, prompts: list[str], targets: list[str], max_len: int):
     """Rows of token ids with a loss mask on the target part (and its EOS); truncated to max_len."""
     eos = tokenizer.eos_token_id
     p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else None
@@ -170,7 +170,7 @@ def _tokenise(tokenizer, prompts: list[str], targets: list[str], max_len: int):
     return rows
 
 
-def _batch(rows, pad_id: int, device):
+def pad_batch(rows, pad_id: int, device):
     """Right-pad rows to (B, L) ids, attention mask and loss mask."""
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -207,7 +207,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     @torch.no_grad()
     def evaluate() -> float:
         model.eval()
-        losses = [lm_loss(model, *_batch(val_rows[i:i + 64], tokenizer.pad_token_id, device)).item()
+        losses = [lm_loss(model, *pad_batch(val_rows[i:i + 64], tokenizer.pad_token_id, device)).item()
                   for i in range(0, len(val_rows), 64)]
         model.train()
         return sum(losses) / len(losses)
@@ -226,7 +226,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
         with bf16_autocast(device):   # bf16 matmuls on a GPU; lm_loss's log-softmax stays float32
-            loss = lm_loss(model, *_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
+            loss = lm_loss(model, *pad_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
@@ -298,8 +298,8 @@ def pretrain(cfg: PretrainConfig | None = None, out_dir=None, progress: bool = T
                         pad_token_id=tokenizer.pad_token_id)
     model = GPT2LMHeadModel(config).to(device)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    train_rows = _tokenise(tokenizer, [], docs, cfg.n_positions)
-    val_rows = _tokenise(tokenizer, [], world.corpus(512, split="val"), cfg.n_positions)
+    train_rows = tokenise_for_lm(tokenizer, [], docs, cfg.n_positions)
+    val_rows = tokenise_for_lm(tokenizer, [], world.corpus(512, split="val"), cfg.n_positions)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "pretrain (UPT)", progress)
     if out_dir is not None:
         _save(model, tokenizer, out_dir, cfg, hist, command,
@@ -323,9 +323,9 @@ def sft(cfg: SFTConfig | None = None, out_dir=None, model=None, tokenizer=None, 
     world = ReviewWorld(cfg.seed)
     demos = world.demonstrations(cfg.n_demos)
     context = context_length(model.config)
-    train_rows = _tokenise(tokenizer, [p.text for p, _ in demos], [d for _, d in demos], context)
+    train_rows = tokenise_for_lm(tokenizer, [p.text for p, _ in demos], [d for _, d in demos], context)
     val = world.demonstrations(min(256, max(16, cfg.n_demos // 4)), split="val")   # 256 for every preset
-    val_rows = _tokenise(tokenizer, [p.text for p, _ in val], [d for _, d in val], context)
+    val_rows = tokenise_for_lm(tokenizer, [p.text for p, _ in val], [d for _, d in val], context)
     hist = _fit(model, tokenizer, train_rows, val_rows, cfg, "SFT", progress)
     if out_dir is not None:
         _save(model, tokenizer, out_dir, cfg, hist, command,

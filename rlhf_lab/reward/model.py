@@ -40,13 +40,16 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification
 
 from rlhf_lab.config import data_dir, float32_head, repo_root
+from rlhf_lab.labels.preferences import SHIPPED
 from rlhf_lab.lm.generation import left_pad, position_ids_from_mask
 from rlhf_lab.lm.models import ModelLoadError, context_length, folder_kind, fused_gelu, load_model, load_tokenizer
-from rlhf_lab.lm.tokens import ensure_pad_token
 from rlhf_lab.lm.packing import PackedBatch, TokenCache, pack, packed_hidden_at
+from rlhf_lab.lm.tokens import ensure_pad_token
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
+from rlhf_lab.utils.cards import file_sha256, model_card
 from rlhf_lab.utils.guard import nonfinite_parameter
 
 HEAD_FILE = "reward_head.safetensors"
@@ -154,8 +157,6 @@ class RewardModel(nn.Module):
     def as_sequence_classifier(self):
         """A transformers ``AutoModelForSequenceClassification`` (num_labels=1, on the CPU) with this
         model's weights, the head's bias folded into the final layer norm's bias."""
-        from transformers import AutoModelForSequenceClassification
-
         config = copy.deepcopy(self.backbone.config)
         config.num_labels, config.pad_token_id = 1, self.tokenizer.pad_token_id
         config.architectures = None
@@ -191,7 +192,6 @@ class RewardModel(nn.Module):
                                  f"one use RewardModel.from_backbone")
         if (path / REWARD_CONFIG).exists():
             read_json(path / REWARD_CONFIG, "reward model", "Retrain it with `rlhf-lab reward`.")
-        from transformers import AutoModelForSequenceClassification
 
         try:
             model = fused_gelu(AutoModelForSequenceClassification.from_pretrained(path))
@@ -228,9 +228,6 @@ class RewardModel(nn.Module):
 
 def _card(path: Path, meta: dict) -> str:
     """The reward model's README.md (`rlhf_lab.utils.cards`)."""
-    from rlhf_lab.labels.preferences import SHIPPED
-    from rlhf_lab.utils.cards import file_sha256, model_card
-
     labels = meta.get("labels")
     labels_file = data_dir() / SHIPPED if labels in ("shipped", None) else Path(str(labels))
     made = {"command": meta.get("command"), "seed": meta.get("seed", (meta.get("config") or {}).get("seed")),

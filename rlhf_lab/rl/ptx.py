@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_lab.lm.pretrain import _batch, _tokenise, lm_loss
+from rlhf_lab.lm.pretrain import lm_loss, pad_batch, tokenise_for_lm
+from rlhf_lab.world.reviews import ReviewWorld
 
 
 class PretrainingBatches:
@@ -28,14 +29,14 @@ class PretrainingBatches:
             raise ValueError("PPO-ptx needs pre-training documents; got none")
         if batch_size < 1:
             raise ValueError(f"ptx_batch_size must be at least 1, got {batch_size}")
-        self.rows = _tokenise(tokenizer, [], documents, max_len)
+        self.rows = tokenise_for_lm(tokenizer, [], documents, max_len)
         self.batch_size, self.pad_id, self.device = batch_size, tokenizer.pad_token_id, device
         self.generator = torch.Generator().manual_seed(seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ids, attention mask, loss mask), each (batch_size, L), right-padded."""
         pick = torch.randint(len(self.rows), (self.batch_size,), generator=self.generator).tolist()
-        return _batch([self.rows[i] for i in pick], self.pad_id, self.device)
+        return pad_batch([self.rows[i] for i in pick], self.pad_id, self.device)
 
 
 def ptx_loss(model, ids: torch.Tensor, attention_mask: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -49,10 +50,10 @@ def heldout_lm_loss(model, tokenizer, documents: list[str], batch_size: int = 64
     """Mean next-token cross-entropy (nats per token) of ``model`` on ``documents``: the alignment tax's
     yardstick (lower is better; compare a policy with the SFT model it started from)."""
     device = device or next(model.parameters()).device
-    rows = _tokenise(tokenizer, [], documents, model.config.n_positions)
+    rows = tokenise_for_lm(tokenizer, [], documents, model.config.n_positions)
     total, tokens = 0.0, 0
     for i in range(0, len(rows), batch_size):
-        ids, att, mask = _batch(rows[i:i + batch_size], tokenizer.pad_token_id, device)
+        ids, att, mask = pad_batch(rows[i:i + batch_size], tokenizer.pad_token_id, device)
         n = float(mask[:, 1:].sum())
         total += float(lm_loss(model, ids, att, mask)) * n
         tokens += n
@@ -64,7 +65,6 @@ def pretraining_batches(cfg, tokenizer, policy, device) -> PretrainingBatches | 
     world's corpus, the data the kit's base model was pre-trained on, seeded by ``cfg.seed``."""
     if cfg.ptx_coef == 0:
         return None
-    from rlhf_lab.world.reviews import ReviewWorld
 
     docs = ReviewWorld(cfg.seed).corpus(2048)
     return PretrainingBatches(tokenizer, docs, cfg.ptx_batch_size, policy.config.n_positions, seed=cfg.seed,

@@ -14,6 +14,7 @@ import math
 import time
 
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 PPO_PANELS: dict[str, tuple[str, ...]] = {
     "reward-model score": ("objective/scores", "objective/rm_score"),
@@ -47,8 +48,6 @@ class LiveDashboard:
         PPO iteration of the embedded model on 2 CPU threads (notebook 05's bar: 2.25 s per iteration,
         0.97 s of them training), so the dashboard redraws at most that often, and always at the last
         iteration (``max_x``) and on `close`."""
-        from IPython.display import display
-
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.panels, self.x_key, self.max_x = dict(panels), x_key, max_x
