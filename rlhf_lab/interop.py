@@ -34,7 +34,7 @@ TRL_MISSING = ("TRL is not installed: `pip install -e \".[trl]\"` (or `pip insta
 def trl_version() -> str | None:
     """TRL's version, or None when it is not installed."""
     try:
-        import trl
+        import trl   # here: TRL is an optional extra, and this says whether it is installed
     except ImportError:
         return None
     return trl.__version__

@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging
 from rlhf_lab.config import data_dir
 from rlhf_lab.lm.tokens import PAD, ensure_pad_token
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
-from rlhf_lab.utils.cards import model_card
+from rlhf_lab.utils.cards import model_card, records_sha256
 from rlhf_lab.utils.guard import nonfinite_parameter
 
 # The embedded model loads in milliseconds; transformers' per-load progress bars would
@@ -208,8 +208,6 @@ def save_policy(model, tokenizer, path, metadata: dict | None = None, records=No
     their count and SHA-256 go into the metadata and the model card. Non-finite parameters are refused
     before anything is written."""
     if records is not None:
-        from rlhf_lab.utils.cards import records_sha256
-
         records = list(records)
         metadata = {**(metadata or {}), "data": f"{len(records)} rankings", "data_sha256": records_sha256(records)}
     bad = nonfinite_parameter(model)
