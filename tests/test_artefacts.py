@@ -2,6 +2,7 @@
 at random instants, truthful messages when a command is interrupted (issue 17, items 1, 2 and 7)."""
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -203,11 +204,19 @@ def test_simulated_labels_are_written_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json", "simulated.jsonl"]
 
 
-def test_ctrl_c_during_the_swap_is_held_until_the_swap_is_done(tmp_path, monkeypatch):
+@pytest.fixture
+def sigint(request):
+    """SIGINT handled as the test asks (Python's KeyboardInterrupt, or ignored), whatever the test run
+    started with: a run started in the background with SIGINT ignored installs no KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, request.param)
+    yield request.param
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("sigint", [signal.default_int_handler], indirect=True)
+def test_ctrl_c_during_the_swap_is_held_until_the_swap_is_done(tmp_path, monkeypatch, sigint):
     """A Ctrl-C that lands between the swap and its bookkeeping would make the command say 'nothing
     was saved' about a folder it had replaced: it is held back until both are done."""
-    import signal
-
     out = tmp_path / "m"
     with atomic_dir(out) as tmp:
         (tmp / "v").write_text("old")
@@ -224,6 +233,23 @@ def test_ctrl_c_during_the_swap_is_held_until_the_swap_is_done(tmp_path, monkeyp
     assert (out / "v").read_text() == "new" and artefacts.SAVES.since(n) == [out]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
+
+
+@pytest.mark.parametrize("sigint", [signal.SIG_IGN], indirect=True)
+def test_an_ignored_ctrl_c_during_the_swap_stays_ignored(tmp_path, monkeypatch, sigint):
+    """A process that ignores SIGINT (started in the background) is not interrupted by the held one."""
+    out = tmp_path / "m"
+    real = artefacts.exchange
+
+    def exchange_with_ctrl_c(a, b):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(a, b)
+    monkeypatch.setattr(artefacts, "exchange", exchange_with_ctrl_c)
+    with atomic_dir(out) as tmp:
+        (tmp / "v").write_text("old")
+    with atomic_dir(out) as tmp:
+        (tmp / "v").write_text("new")
+    assert (out / "v").read_text() == "new" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 def test_ledger_reads_since_a_mark_and_keeps_a_bounded_tail():
     ledger = artefacts.Ledger(keep=3)
