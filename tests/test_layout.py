@@ -7,6 +7,7 @@ circle until the day a function runs.
 """
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,38 @@ def test_light_modules_import_no_torch(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", f"importing {module} loads {out.stdout.strip()}"
+
+
+def _dotted_names(text: str) -> set[str]:
+    return set(re.findall(r"\brlhf_lab(?:\.[A-Za-z_]\w*)+", text))
+
+
+def test_dotted_names_in_the_docs_and_notebooks_exist():
+    """`rlhf_lab.x.y` in the README, docs/ and the notebooks names a module, or a name a module defines."""
+    texts = [(p, p.read_text()) for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]]
+    texts += [(p, "".join("".join(c["source"]) for c in json.loads(p.read_text())["cells"]))
+              for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    stale = []
+    for path, text in texts:
+        for name in sorted(_dotted_names(text)):
+            parts = name.split(".")
+            module = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in MODULES), None)
+            rest = parts[len(module.split(".")):] if module else parts
+            if module is None or (rest and rest[0] not in _defined(module)):
+                stale.append(f"{path.name}: {name}")
+    old = ROOT / "README.md"   # the table of old import paths names modules that are gone on purpose
+    table = old.read_text().split("### Where a module went")[1].split("\n## ")[0]
+    stale = [s for s in stale if not (s.startswith("README.md") and s.split(": ")[1] in _dotted_names(table))]
+    assert not stale, "names that no module defines:\n" + "\n".join(stale)
+
+
+def test_the_course_table_names_files_that_exist():
+    table = (ROOT / "README.md").read_text().split("## The course")[1].split("\n\n")[1]
+    rows = [r for r in table.split("\n") if r.startswith("| 0")]
+    assert len(rows) == len(list((ROOT / "notebooks").glob("*.ipynb")))
+    missing = []
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        missing += [f"rlhf_lab/{m}" for m in re.findall(r"`([^`]+)`", cells[3]) if not (PKG / m).exists()]
+        missing += [t for t in re.findall(r"`([^`]+)`", cells[4]) if not (ROOT / t).exists()]
+    assert not missing, f"the README's course table names files that do not exist: {missing}"
