@@ -31,7 +31,7 @@ from rlhf_lab.config import get_device
 from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.rl.ppo import PPOConfig
 from rlhf_lab.rl.ppo_trainer import PPOTrainer
-from rlhf_lab.rl.rollout import _trim, pack_episodes
+from rlhf_lab.rl.rollout import pack_episodes, packed_policy_forward, policy_forward, trim_minibatch
 from rlhf_lab.world.reviews import ReviewWorld
 
 from . import device_name, sync
@@ -62,9 +62,10 @@ def _trainers(model, reward_model, batch, mini_batch, new_tokens, device, algos,
 
 
 def snapshot(trainer) -> tuple:
-    """What an update changes: the policy's and the value head's weights, the optimizer, the minibatch order."""
+    """What an update changes: the policy's and the value function's weights, the optimizer, the minibatch order."""
+    vf = trainer.value_function
     return (copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
-            trainer.generator.get_state(), copy.deepcopy(trainer.head.state_dict()) if trainer.head else None)
+            trainer.generator.get_state(), copy.deepcopy(vf.state_dict()) if vf is not None else None)
 
 
 def learn_from(trainer, state: tuple, r, padding_free: bool) -> dict:
@@ -72,10 +73,11 @@ def learn_from(trainer, state: tuple, r, padding_free: bool) -> dict:
     trainer.policy.load_state_dict(state[0])
     trainer.optimizer.load_state_dict(state[1])
     trainer.generator.set_state(state[2])
-    if trainer.head is not None:
-        trainer.head.load_state_dict(state[3])
+    if trainer.value_function is not None:
+        trainer.value_function.load_state_dict(state[3])
     trainer.cfg = replace(trainer.cfg, padding_free=padding_free)
-    trainer._learn_forward = trainer._learn_function(trainer.cfg)
+    # the update's forward for that layout, as the trainer picks it at construction (compile="off")
+    trainer._learn_forward = packed_policy_forward if padding_free else policy_forward
     return trainer.learn(r)
 
 
@@ -115,19 +117,15 @@ def _learn_both(trainer, r, repeats: int, device) -> dict:
     padded, packed = statistics.median(times[False]), statistics.median(times[True])
     positions = {False: 0, True: 0}
     for rows in trainer.minibatches(r):
-        positions[False] += _trim(r, torch.tensor(rows), rows)[0].numel()
+        positions[False] += trim_minibatch(r, torch.tensor(rows), rows)[0].numel()
         positions[True] += pack_episodes(r, rows, trainer.tokenizer.pad_token_id, "cpu",
                                          hidden_size=trainer.policy.config.hidden_size).batch.input_ids.numel()
     real = sum(r.prompt_lengths) + sum(r.response_lengths)
     return {"padded_s": padded, "padding_free_s": packed, "speedup": padded / packed,
             "padded_s_all": times[False], "padding_free_s_all": times[True],
-            "positions_per_pass": {"padded": positions[False] / _passes(trainer.cfg),
-                                   "padding_free": positions[True] / _passes(trainer.cfg), "episode_tokens": real},
+            "positions_per_pass": {"padded": positions[False] / trainer.cfg.passes,
+                                   "padding_free": positions[True] / trainer.cfg.passes, "episode_tokens": real},
             "max_loss_gap": max(abs(stats[False][k] - stats[True][k]) for k in stats[False])}
-
-
-def _passes(cfg) -> int:
-    return getattr(cfg, "ppo_epochs", None) or cfg.num_iterations
 
 
 def bench_learn(model: str, reward_model: str | None, batch: int, mini_batch: int, new_tokens: int, repeats: int,
@@ -138,7 +136,7 @@ def bench_learn(model: str, reward_model: str | None, batch: int, mini_batch: in
                          (("rloo", "RLOO"), ("grpo", "GRPO")), group_by_length=True)
     out = {}
     for name, trainer in trainers.items():
-        k = getattr(trainer.cfg, "num_generations", 1)
+        k = trainer.samples_per_prompt
         idx = torch.randint(len(prompts), (batch // k,), generator=torch.Generator().manual_seed(0)).tolist()
         r = trainer.rollout([prompts[i] for i in idx for _ in range(k)])
         out[name] = _learn_both(trainer, r, repeats, device)

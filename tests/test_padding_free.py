@@ -10,8 +10,8 @@ from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.lm.packing import place
 from rlhf_lab.rl.ppo import PPOConfig
 from rlhf_lab.rl.ppo_trainer import PPOTrainer
-from rlhf_lab.rl.rollout import (Episodes, ValueModel, _trim, pack_episodes, packed_policy_forward, policy_forward,
-                                 row_width)
+from rlhf_lab.rl.rollout import (Episodes, ValueModel, pack_episodes, packed_policy_forward, policy_forward, row_width,
+                                 trim_minibatch)
 from rlhf_lab.world.reviews import ReviewWorld
 
 PROMPTS = ReviewWorld(0).prompts(64, kind="mixed", split="train")
@@ -31,7 +31,7 @@ def test_packed_rows_give_the_padded_rows_log_probs_values_and_entropies(grouped
     for rows in ([0, 1, 2, 3, 8, 9, 10, 11], [13, 2, 7, 5], list(range(16))):
         packed = pack_episodes(r, rows, trainer.tokenizer.pad_token_id, "cpu", hidden_size=192)
         mb = torch.tensor(rows)
-        ids, attn, start, cols = _trim(r, mb)
+        ids, attn, start, cols = trim_minibatch(r, mb)
         m = r.mask[mb][:, cols]
         with torch.no_grad():
             want = policy_forward(trainer.policy, ids, attn, start, 0.7, trainer.head, True)
@@ -50,7 +50,7 @@ def test_a_separate_critic_reads_packed_rows_too(grouped):
     torch.nn.init.normal_(critic.head.weight)
     rows = [1, 6, 11, 12]
     mb = torch.tensor(rows)
-    ids, attn, start, cols = _trim(r, mb)
+    ids, attn, start, cols = trim_minibatch(r, mb)
     with torch.no_grad():
         want = critic(ids, attn, start) * r.mask[mb][:, cols]
         got = critic.packed(pack_episodes(r, rows, trainer.tokenizer.pad_token_id, "cpu"))

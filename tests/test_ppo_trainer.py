@@ -128,13 +128,13 @@ def test_cli_runs_and_resumes(tmp_path, capsys):
 
 def test_minibatch_trim_keeps_log_probs_and_values():
     """Dropping the columns that are padding in every row of a minibatch changes no number."""
-    from rlhf_lab.rl.rollout import _trim, policy_forward
+    from rlhf_lab.rl.rollout import policy_forward, trim_minibatch
 
     trainer = PPOTrainer(small(), PROMPTS)
     torch.nn.init.normal_(trainer.head.weight)           # non-zero values, so they are compared too
     r = trainer.rollout(PROMPTS[:16])
     rows = torch.tensor([3, 7, 11])
-    ids, attn, start, cols = _trim(r, rows)
+    ids, attn, start, cols = trim_minibatch(r, rows)
     assert ids.shape[1] <= r.input_ids.shape[1]
     with torch.no_grad():
         full = policy_forward(trainer.policy, r.input_ids[rows], r.attention_mask[rows], r.start, 0.7, trainer.head)

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_lab.config import set_seed
+from rlhf_lab.lm.generation import position_ids_from_mask, sample
 from rlhf_lab.rl.ppo import kl_estimate, masked_mean
 
 ADVANTAGES = ("rloo", "grpo", "dr_grpo")
@@ -144,9 +146,6 @@ def kl_estimator_study(policy, reference, tokenizer, prompts, max_new_tokens: in
     k1, k2, k3 of the sampled token (`ppo.kl_estimate`). Returns flat (tokens,) tensors "exact", "k1",
     "k2", "k3": the estimators' bias and variance are their difference from "exact" and their spread.
     Summed over a response, each estimates KL(pi || pi_ref) of whole responses."""
-    from rlhf_lab.config import set_seed
-    from rlhf_lab.lm.generation import position_ids_from_mask, sample
-
     device = next(policy.parameters()).device
     with torch.random.fork_rng(devices=[]):
         set_seed(seed)

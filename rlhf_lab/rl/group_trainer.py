@@ -1,31 +1,28 @@
-"""RLOO, GRPO and Dr. GRPO: PPO's loop without the critic, K samples per prompt (`rlhf_lab.rl.group_rl`).
+"""RLOO, GRPO and Dr. GRPO: the RL loop without a critic, K samples per prompt (`rlhf_lab.rl.group_rl`).
 
     trainer = GroupTrainer(GroupConfig.tiny("grpo"), prompts)    # loads cfg.model and cfg.reward_model
     history = trainer.train(out_dir=runs_dir("grpo"))             # checkpoints there
     trainer = GroupTrainer.resume(runs_dir("grpo"))               # continues where it stopped
 
-It is `PPOTrainer` with three phases replaced: an iteration draws ``batch_size / num_generations``
-prompts and samples each ``num_generations`` times; the rollout turns the (prompts x K) rewards
-into group-relative advantages, one per response, instead of running a value head and GAE; the
-update is the clipped surrogate aggregated by ``loss_type``, with the KL in the reward (RLOO's and
-PPO's way, before the advantages) or in the loss (GRPO's). Generation, scoring, the NaN guards,
-checkpoints (no value.safetensors), resume and the history's metric names are PPO's.
+The loop is `rlhf_lab.rl.trainer`'s, as PPO's is; this trainer supplies the rest: an iteration
+draws ``batch_size / num_generations`` prompts and samples each ``num_generations`` times (K); the
+rollout turns the (prompts x K) rewards into group-relative advantages, one per response (eqs. 1-3
+of `rlhf_lab.rl.group_rl`), instead of a value function and GAE; the minibatches keep each group
+together; the loss is the clipped surrogate aggregated by ``loss_type`` (eq. 4), with the KL in the
+reward (RLOO's and PPO's way, before the advantages) or in the loss (GRPO's). Checkpoints hold no
+value.safetensors; the history's metric names are PPO's (TRL's), plus the groups' reward spread.
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from rlhf_lab.config import ConfigError, DeviceScalars, adamw, validate_config
+from rlhf_lab.config import ConfigError, validate_config
 from rlhf_lab.rl.group_rl import LOSS_TYPES, group_advantages, group_loss
-from rlhf_lab.rl.ppo import KL_ESTIMATORS, FixedKLController, kl_estimate
-from rlhf_lab.rl.ppo_trainer import PPOTrainer
-from rlhf_lab.rl.rollout import Episodes, PPOHistory, Rollout
-from rlhf_lab.world.reviews import judge_many
+from rlhf_lab.rl.ppo import KL_ESTIMATORS, FixedKLController
+from rlhf_lab.rl.rollout import GroupRollout
+from rlhf_lab.rl.trainer import RLTrainer
 
 ALGOS = ("rloo", "grpo")
 
@@ -88,8 +85,6 @@ class GroupConfig:
     device: str | None = None
     """"cpu", "cuda", or None for get_device()."""
 
-    has_critic = False   # a class attribute, not a field: checkpoints hold no value function
-
     def __post_init__(self):
         validate_config(self, {
             "algo": ALGOS, "model": "name", "reward_model": "name", "iterations": ">=1", "batch_size": ">=1",
@@ -107,6 +102,11 @@ class GroupConfig:
         if self.batch_size % self.mini_batch_size:
             raise ConfigError(f"GroupConfig.batch_size ({self.batch_size}) must be a multiple of mini_batch_size "
                               f"({self.mini_batch_size})")
+
+    @property
+    def passes(self) -> int:
+        """Passes over each batch, the name every RL config answers to (`rlhf_lab.rl.trainer`)."""
+        return self.num_iterations
 
     @property
     def advantage(self) -> str:
@@ -137,115 +137,57 @@ class GroupConfig:
         raise ConfigError(f"algo must be one of rloo, grpo, dr_grpo, got {algo!r}")
 
 
-class GroupTrainer(PPOTrainer):
-    """RLOO / GRPO / Dr. GRPO on PPO's machinery (see the module doc)."""
+class GroupTrainer(RLTrainer):
+    """RLOO / GRPO / Dr. GRPO: the loop of `rlhf_lab.rl.trainer` without a value function (see the module doc)."""
 
     config_cls = GroupConfig
 
-    def __init__(self, cfg: GroupConfig, prompts, policy=None, tokenizer=None, reference=None,
-                 reward_fn=None, reward_model=None):
-        self._setup(cfg, prompts, policy, tokenizer, reference, reward_fn, reward_model)
-        self.head = self.critic = None
-        self.optimizer = adamw(self.policy.parameters(), lr=cfg.lr, eps=1e-5)
-        self.kl_ctl = FixedKLController(cfg.beta if cfg.kl_in == "reward" else 0.0)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.history = PPOHistory()
-        self.checkpoint_dir: Path | None = None
-        self._learn_forward = self._learn_function(cfg)
+    @property
+    def algo(self) -> str:
+        return self.cfg.algo
+
+    @property
+    def samples_per_prompt(self) -> int:
+        return self.cfg.num_generations
+
+    def kl_controller(self) -> FixedKLController:
+        # beta penalises the reward only when the KL is there; in the loss it enters `group_loss` instead
+        return FixedKLController(self.cfg.beta if self.cfg.kl_in == "reward" else 0.0)
+
+    @property
+    def kl_coef(self) -> float:
+        return self.cfg.beta
 
     @torch.no_grad()
-    def rollout(self, prompts) -> Rollout:
+    def rollout(self, prompts) -> GroupRollout:
         """K responses per prompt (``prompts`` holds each prompt K times in a row), their rewards
         with the KL in the reward or not, and one group-relative advantage per response."""
-        cfg, k = self.cfg, self.cfg.num_generations
-        s = self._generate(prompts)
-        ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
-        episodes = Episodes.of(ids, attn, start, mask)
-        logprobs, _, ent, ref_logprobs = self._score_forwards(episodes, ids, attn, start, mask.shape[1])
-        rm_scores = self._score(prompts, s)
-        scores = rm_scores.clone()
-        if cfg.unfinished_score is not None:
-            scores[~s.finished] = cfg.unfinished_score
-        logprobs, ref_logprobs = logprobs * mask, ref_logprobs * mask
-        kl = kl_estimate(logprobs, ref_logprobs, cfg.kl_estimator) * mask
-        non_score = -self.kl_ctl.value * kl            # 0 when the KL is in the loss
-        total = scores + non_score.sum(-1)
-        adv = group_advantages(total.view(-1, k), cfg.advantage).view(-1)
-        zeros = torch.zeros_like(mask)
-        return Rollout(prompts, s.completions, ids, attn, start, mask, logprobs, ref_logprobs, zeros, rm_scores,
-                       scores, s.finished, kl, non_score, non_score, adv.unsqueeze(-1) * mask, zeros, ent * mask,
-                       **vars(episodes))
-
-    def minibatches(self, r: Rollout) -> list[list[int]]:
-        """``num_iterations`` passes; each a fresh order of whole groups cut into minibatches."""
-        cfg, k, out = self.cfg, self.cfg.num_generations, []
-        n_groups, per = cfg.batch_size // k, cfg.mini_batch_size // k
-        for _ in range(cfg.num_iterations):
-            groups = torch.randperm(n_groups, generator=self.generator).tolist()
-            for i in range(0, n_groups, per):
-                out.append([g * k + j for g in groups[i:i + per] for j in range(k)])
-        return out
-
-    def learn(self, r: Rollout) -> dict[str, float]:
-        """The clipped surrogate of `group_rl.group_loss` over ``num_iterations`` passes. Statistics
-        stay on the device until the loop is done; a non-finite loss or gradient stops the run."""
         cfg = self.cfg
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        batches = self.minibatches(r)
-        scalars, rows = DeviceScalars(self.device, every=len(batches)), []
-        on_device = torch.tensor(batches, device=self.device)
-        adv_seq = r.advantages.sum(-1) / r.mask.sum(-1).clamp(min=1)     # the response's one advantage
-        in_loss = cfg.kl_in == "loss" and cfg.beta > 0
-        for host_rows, mb in zip(batches, on_device):
-            logprobs, _, _, cols = self._learn_forward_rows(r, host_rows, mb, None, False)
-            m = r.mask[mb][:, cols]
-            loss, stats = group_loss(logprobs, r.logprobs[mb][:, cols], r.ref_logprobs[mb][:, cols] if in_loss else None,
-                                     adv_seq[mb], m, cfg.epsilon, cfg.beta if in_loss else 0.0, cfg.kl_estimator,
-                                     cfg.loss_type, cfg.max_new_tokens)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            self.optimizer.step()
-            rows += scalars.add(pg=loss, grad_norm=grad_norm, **stats)
-        rows += scalars.read()
-        where = f"at iteration {len(self.history) + 1}"
-        for step, row in enumerate(rows, 1):
-            for key, what in (("pg", "loss"), ("grad_norm", "gradient norm")):
-                if not math.isfinite(row[key]):
-                    raise FloatingPointError(
-                        f"the {cfg.algo} {what} is {row[key]} {where}, minibatch step {step} of {len(rows)}: the "
-                        f"update diverged; lower lr (={cfg.lr}). The policy in memory is spoiled; "
-                        f"{self._checkpoint_note()}")
-        self._check_parameters(f"after the update {where}")
-        return {k: sum(row[k] for row in rows) / len(rows) for k in rows[0] if k != "grad_norm"}
+        fields, _ = self.generate_and_score(prompts)
+        non_score = -self.kl_ctl.value * fields["kl"]            # 0 when the KL is in the loss
+        total = fields["scores"] + non_score.sum(-1)
+        advantages = group_advantages(total.view(-1, cfg.num_generations), cfg.advantage).view(-1)
+        return GroupRollout(**fields, non_score_rewards=non_score, advantages=advantages)
 
-    def iteration(self) -> dict[str, float]:
-        """One rollout of batch_size / K prompts x K samples and one update; appends a row to the history."""
-        cfg, t0, k = self.cfg, time.perf_counter(), self.cfg.num_generations
-        idx = torch.randint(len(self.prompts), (cfg.batch_size // k,), generator=self.generator).tolist()
-        prompts = [self.prompts[i] for i in idx for _ in range(k)]
-        r = self.rollout(prompts)
-        t_score = time.perf_counter()
-        learned = self.learn(r)
-        t_learn = time.perf_counter()
-        gold = torch.tensor([g.gold for g in judge_many(prompts, r.completions)])
-        kl_seq = (r.logprobs - r.ref_logprobs).sum(-1)
-        groups = r.scores.view(-1, k)
-        n_tokens = r.mask.sum().clamp(min=1)
-        row = {
-            "iteration": len(self.history) + 1, "episodes": (len(self.history) + 1) * cfg.batch_size,
-            "objective/scores": r.scores.mean().item(), "objective/rm_score": r.rm_scores.mean().item(),
-            "objective/gold": gold.mean().item(), "objective/kl": kl_seq.mean().item(),
-            "objective/kl_k3": kl_estimate(r.logprobs, r.ref_logprobs, "k3").mul(r.mask).sum(-1).mean().item(),
-            "objective/entropy": (r.entropy.sum() / n_tokens).item(),
-            "objective/non_score_reward": r.non_score_rewards.sum(-1).mean().item(),
-            "objective/kl_coef": cfg.beta,
-            "reward_std": groups.std(-1).mean().item(),
-            "frac_reward_zero_std": (groups.std(-1) == 0).float().mean().item(),
-            "policy/approxkl_avg": learned["approxkl"], "policy/clipfrac_avg": learned["clipfrac"],
-            "policy/ratio_avg": learned["ratio"], "loss/policy_avg": learned["pg"],
-            "response/length": r.mask.sum(-1).mean().item(), "response/finished": r.finished.float().mean().item(),
-            "time/generate": self._t_generate - t0, "time/score": t_score - self._t_generate,
-            "time/learn": t_learn - t_score, "time/iteration": time.perf_counter() - t0,
-        }
-        return self._record(row, prompts, r, gold, kl_seq, "lower lr (={lr})")
+    def pass_minibatches(self, r: GroupRollout) -> list[list[int]]:
+        """One pass: a fresh order of whole groups cut into minibatches (a group's K episodes stay together)."""
+        cfg, k = self.cfg, self.cfg.num_generations
+        n_groups, per = cfg.batch_size // k, cfg.mini_batch_size // k
+        groups = torch.randperm(n_groups, generator=self.generator).tolist()
+        return [[g * k + j for g in groups[i:i + per] for j in range(k)] for i in range(0, n_groups, per)]
+
+    def minibatch_loss(self, r: GroupRollout, host_rows: list[int], mb: torch.Tensor):
+        """The clipped surrogate of `group_rl.group_loss` (eq. 4), with beta x KL when the KL is in the loss."""
+        cfg = self.cfg
+        in_loss = cfg.kl_in == "loss" and cfg.beta > 0
+        logprobs, _, _, cols = self._learn_forward_rows(r, host_rows, mb, False)
+        loss, stats = group_loss(logprobs, r.logprobs[mb][:, cols], r.ref_logprobs[mb][:, cols] if in_loss else None,
+                                 r.advantages[mb], r.mask[mb][:, cols], cfg.epsilon, cfg.beta if in_loss else 0.0,
+                                 cfg.kl_estimator, cfg.loss_type, cfg.max_new_tokens)
+        return loss, {"pg": loss, **stats}
+
+    def metrics(self, r: GroupRollout, learned: dict) -> dict[str, float]:
+        """The spread of rewards within groups: a group whose K rewards are equal teaches nothing."""
+        groups = r.scores.view(-1, self.cfg.num_generations)
+        return {"reward_std": groups.std(-1).mean().item(),
+                "frac_reward_zero_std": (groups.std(-1) == 0).float().mean().item()}

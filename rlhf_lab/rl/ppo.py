@@ -318,6 +318,11 @@ class PPOConfig:
             raise ConfigError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of mini_batch_size "
                               f"({self.mini_batch_size})")
 
+    @property
+    def passes(self) -> int:
+        """Passes over each batch, the name every RL config answers to (`rlhf_lab.rl.trainer`)."""
+        return self.ppo_epochs
+
     @classmethod
     def tiny(cls) -> "PPOConfig":
         """The embedded model on 2 CPU cores, as notebook 05 runs it: 20 iterations of 32 episodes,

@@ -1,21 +1,23 @@
-"""One PPO iteration's data: the episodes, the policy forward with a value head, the run's record.
+"""One RL iteration's data: the episodes, the policy forward with a value head, the run's record.
 
 A rollout (InstructGPT §3.5; Huang et al. 2024) is a batch of episodes, each a prompt and a
 sampled response, with everything the update needs per token: the old log-probs of the policy
-that sampled, the reference's log-probs of the same tokens, the values, the KL-penalised
-rewards of `rlhf_lab.rl.ppo` eq. (1), and the GAE advantages and returns of eq. (2).
+that sampled, the reference's log-probs of the same tokens and the KL estimate (`Rollout`); PPO's
+adds the values, the KL-penalised rewards of `rlhf_lab.rl.ppo` eq. (1) and the GAE advantages and
+returns of eq. (2) (`PPORollout`), a critic-free one a group-relative advantage per response
+(`rlhf_lab.rl.group_rl` eqs. 1-3; `GroupRollout`).
 
 The value function is a scalar head on the policy's last hidden state by default ("shared"):
 one forward gives both the logits and the values. `ValueModel` is the separate critic
-(``value_model="separate"``). `policy_forward` is the forward over padded rows; `_trim` drops
-the columns that are padding in a whole minibatch.
+(``value_model="separate"``). `policy_forward` is the forward over padded rows; `trim_minibatch`
+drops the columns that are padding in a whole minibatch.
 
 Padding-free (``padding_free=True``, the default of every RL config): `pack_episodes` lays a
 batch's episodes out as `rlhf_lab.lm.packing` does for DPO and the reward model: no padding, and
 episodes that share a prompt (the K samples of a GRPO/RLOO group) share its one copy.
 `packed_policy_forward` gives the same (B, T) log-probs, values and entropies as `policy_forward`
 (up to float rounding), with the unembedding, the value head and the last block's MLP run on
-the positions that predict a response token only. The loop is `rlhf_lab.rl.ppo_trainer`.
+the positions that predict a response token only. The loop is `rlhf_lab.rl.trainer`.
 """
 from __future__ import annotations
 
@@ -99,7 +101,8 @@ def policy_forward(model, input_ids, attention_mask, start: int, temperature: fl
 
 @dataclass
 class Episodes:
-    """Host copies of a batch's tokens, read from the device once: what `pack_episodes` and `_trim` lay out."""
+    """Host copies of a batch's tokens, read from the device once: what `pack_episodes` and
+    `trim_minibatch` lay out."""
 
     prompt_lengths: list[int]
     response_lengths: list[int]
@@ -211,9 +214,10 @@ class PPOHistory:
         return cls(rows=list(d["rows"]), samples=list(d["samples"]))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Rollout:
-    """The episodes of one iteration and everything the update needs, shapes (B, T) unless noted."""
+    """The episodes of one iteration, as every trainer scores them; shapes (B, T) unless noted.
+    Built with keywords (`trainer.RLTrainer.generate_and_score` gives all but non_score_rewards)."""
 
     prompts: list[Prompt]
     completions: list[str]
@@ -225,19 +229,17 @@ class Rollout:
     mask: torch.Tensor
     """Response tokens up to and including EOS."""
     logprobs: torch.Tensor
+    """log pi_old(y_t | s_t) of the policy that sampled, at the sampling temperature."""
     ref_logprobs: torch.Tensor
-    values: torch.Tensor
     rm_scores: torch.Tensor
     """(B,) r_phi of every response, before the unfinished-response penalty."""
     scores: torch.Tensor
     """(B,) the score used in the reward (penalty and clipping applied)."""
     finished: torch.Tensor
     kl: torch.Tensor
-    """Per-token KL estimate used in the reward (cfg.kl_estimator)."""
-    rewards: torch.Tensor
+    """Per-token KL estimate (cfg.kl_estimator)."""
     non_score_rewards: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
+    """-beta kl_t, the KL penalty in the reward (0 when the KL is in the loss)."""
     entropy: torch.Tensor
     prompt_lengths: list[int] = field(default_factory=list)
     """Per episode, on the host: prompt tokens (the rest of the first ``start`` columns is padding)."""
@@ -256,7 +258,29 @@ class Rollout:
             self.prompt_tokens, self.response_tokens = e.prompt_tokens, e.response_tokens
 
 
-def _trim(r: Rollout, rows: torch.Tensor, host_rows: list[int] | None = None):
+@dataclass(kw_only=True)
+class PPORollout(Rollout):
+    """PPO's rollout: eq. (1)'s per-token rewards of `rlhf_lab.rl.ppo`, the values and eq. (2)'s GAE."""
+
+    values: torch.Tensor
+    """V(s_t) of the value function that scored the batch."""
+    rewards: torch.Tensor
+    """r_t = -beta kl_t + [t = last] score, eq. (1)."""
+    advantages: torch.Tensor
+    """(B, T) A_t of GAE (whitened when cfg.whiten_advantages)."""
+    returns: torch.Tensor
+    """A_t + V(s_t): the value targets."""
+
+
+@dataclass(kw_only=True)
+class GroupRollout(Rollout):
+    """A critic-free rollout (RLOO, GRPO): K responses per prompt and no value function."""
+
+    advantages: torch.Tensor
+    """(B,) one group-relative advantage per response (`rlhf_lab.rl.group_rl` eqs. 1-3), every token's."""
+
+
+def trim_minibatch(r: Rollout, rows: torch.Tensor, host_rows: list[int] | None = None):
     """A minibatch's rows without the columns that are padding in every one of them: prompt
     columns left of its longest prompt and response columns right of its longest response.
     Positions come from the mask, so the logits of the remaining tokens do not change. The
