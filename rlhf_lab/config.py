@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm as auto_tqdm
+from tqdm.std import tqdm as text_tqdm
 
 PROFILE_ENV = "RLHF_LAB_PROFILE"
 MODEL_ENV = "RLHF_LAB_MODEL"
@@ -32,11 +35,15 @@ RUNS_ENV = "RLHF_LAB_RUNS"
 _printed_device: str | None = None
 
 
+class DeviceError(RuntimeError):
+    """The device asked for is not on this machine (no CUDA GPU, no MPS)."""
+
+
 def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
     """Return the best available device: cuda, then mps, then cpu.
 
     ``prefer`` ("cpu", "cuda", "mps") forces a choice; asking for one that is not
-    available is an error rather than a silent fallback. The choice is printed once
+    available is a `DeviceError` rather than a silent fallback. The choice is printed once
     per process so notebooks show it without repeating it.
     """
     global _printed_device
@@ -44,9 +51,9 @@ def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
         prefer = str(prefer)
         kind = prefer.split(":")[0]
         if kind == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but no CUDA GPU is available; use 'cpu'")
+            raise DeviceError(f"device {prefer!r} was asked for but no CUDA GPU is available; use 'cpu'")
         if kind == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"device {prefer!r} was asked for but MPS is not available; use 'cpu'")
+            raise DeviceError(f"device {prefer!r} was asked for but MPS is not available; use 'cpu'")
         if kind not in ("cpu", "cuda", "mps"):
             raise ValueError(f"unknown device {prefer!r}; expected 'cpu', 'cuda' or 'mps'")
         device = torch.device(prefer)
@@ -112,14 +119,10 @@ def progress_bar(iterable=None, **kwargs):
     without the live kernel, while text shows the bar's final state (``.ci/nbclean.py`` keeps only
     the last frame of each line)."""
     if os.environ.get("RLHF_LAB_PROGRESS") == "text":
-        import sys
-
-        from tqdm.std import tqdm
         kwargs.setdefault("file", sys.stdout)
         kwargs.setdefault("ascii", False)
-    else:
-        from tqdm.auto import tqdm
-    return tqdm(iterable, **kwargs)
+        return text_tqdm(iterable, **kwargs)
+    return auto_tqdm(iterable, **kwargs)
 
 
 class DeviceScalars:
@@ -300,17 +303,24 @@ def get_profile(device: torch.device | str | None = None, verbose: bool = True) 
         profile = profile.shrunk()
         why += f", smoke sizes from {SMOKE_ENV}"
     if verbose:
-        model_name = profile.model_name if profile.name == "cpu" else _short(profile.model_name)
+        model_name = profile.model_name if profile.name == "cpu" else short_path(profile.model_name)
         print(f"rlhf-lab profile: {profile.name} ({why}); model {model_name!r}")
     return profile
 
 
-def _short(path: str) -> str:
-    """A path under the runs folder as runs/..., so printed outputs do not show a home folder."""
-    try:
-        return str(Path("runs") / Path(path).relative_to(runs_dir(create=False)))
+def short_path(path) -> str:
+    """A name as given ("tiny", "gpt2"), a path under the runs folder as runs/..., one under the
+    repository as data/... (or wherever it is there): what notebooks and commands print, so that
+    their outputs show no home folder and read the same on every machine."""
+    text = str(path)
+    try:   # runs first: $RLHF_LAB_RUNS may lie outside the repository
+        return str(Path("runs") / Path(text).relative_to(runs_dir(create=False)))
     except ValueError:
-        return path
+        pass
+    try:
+        return str(Path(text).relative_to(repo_root())) if Path(text).is_absolute() else text
+    except ValueError:
+        return text
 
 
 def repo_root() -> Path:

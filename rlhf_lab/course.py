@@ -24,11 +24,21 @@ The profile (`rlhf_lab.config.Profile`) names each link, and this module makes t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
 
-from rlhf_lab.config import Profile
+from rlhf_lab.config import Profile, runs_dir, short_path
+from rlhf_lab.labels.label_sets import SetHeader
+from rlhf_lab.labels.labelers import build_simulated_dataset
+from rlhf_lab.labels.preferences import load_preferences
+from rlhf_lab.labels.store import PreferenceStore, current_records
+from rlhf_lab.lm.models import SHIPPED, SHIPPED_REWARD_MODELS, ModelLoadError, resolve
+from rlhf_lab.lm.pretrain import SFTConfig, sft
+from rlhf_lab.reward.save import train_and_save_reward_model
+from rlhf_lab.reward.train import RewardConfig
+from rlhf_lab.utils.artefacts import LOADS
 
 LINKS = ("sft", "labels", "reward_model")
 """The chain's artefacts, in the order they are made."""
@@ -38,7 +48,8 @@ LABELER = "sim-gold"
 """The simulated labeler whose rankings train the chain's reward model (as the shipped tiny-rm)."""
 
 # Smoke sizes (RLHF_LAB_SMOKE=1): every preset field of these names is capped at these values,
-# so the gpu course runs top to bottom in CI on a small hub-shaped GPT-2, on the CPU.
+# so the gpu course runs top to bottom in CI on a small hub-shaped GPT-2, on the CPU. The caps go by
+# field name: tests/test_course.py checks that each names a field of a config `preset` is used on.
 SMOKE_CAPS = {"iterations": 2, "steps": 2, "epochs": 1, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1,
               "max_new_tokens": 8, "max_pairs": 24, "n_demos": 64, "prompts_per_batch": 4, "pairs_per_batch": 8,
               "samples_per_prompt": 2, "eval_every": 2, "warmup": 1, "checkpoint_every": 1, "num_generations": 2,
@@ -61,7 +72,6 @@ def is_built(profile: Profile, link: str) -> bool:
     where = link_path(profile, link)
     if link == "labels":
         return Path(where).is_file() and Path(where).stat().st_size > 0
-    from rlhf_lab.lm.models import SHIPPED, SHIPPED_REWARD_MODELS
     if where in SHIPPED or where in SHIPPED_REWARD_MODELS:
         return True
     folder = Path(where)
@@ -140,9 +150,6 @@ def prepare(profile: Profile, device=None, progress: bool = True, rebuild: bool 
 
 
 def _build_sft(profile: Profile, device=None, progress: bool = True) -> None:
-    from rlhf_lab.lm.models import ModelLoadError
-    from rlhf_lab.lm.pretrain import SFTConfig, sft
-
     cfg = preset(profile, SFTConfig, device=None if device is None else str(device))
     try:
         sft(cfg, out_dir=Path(profile.model_name), progress=progress,
@@ -154,8 +161,6 @@ def _build_sft(profile: Profile, device=None, progress: bool = True) -> None:
 
 
 def _build_labels(profile: Profile, device=None, progress: bool = True) -> None:
-    from rlhf_lab.labels.labelers import build_simulated_dataset
-
     target = Path(profile.labels)
     if target.name != "simulated.jsonl":
         raise ChainError(f"the profile's labels must be a simulated.jsonl to be built here, got {target}")
@@ -166,24 +171,15 @@ def _build_labels(profile: Profile, device=None, progress: bool = True) -> None:
 
 
 def _build_reward_model(profile: Profile, device=None, progress: bool = True) -> None:
-    from rlhf_lab.config import get_device, set_seed
-    from rlhf_lab.labels.preferences import load_preferences
-    from rlhf_lab.reward.train import RewardConfig, train_reward_model
-    from rlhf_lab.reward.model import RewardModel
-
     cfg = preset(profile, RewardConfig, normalise_std=True, device=None if device is None else str(device))
     records = load_preferences(profile.labels, labeler=LABELER)
     if not records:
         raise ChainError(f"{profile.labels} holds no rankings by {LABELER}; rebuild the labels with "
                          f"`{command(profile)} --rebuild`")
-    set_seed(cfg.seed)
-    rm = RewardModel.from_backbone(profile.model_name, device=get_device(device, verbose=False))
-    rm, hist = train_reward_model(cfg, records, rm=rm, progress=progress)
-    rm.save_pretrained(profile.reward_model, extra={
-        "command": f"rlhf_lab.course.ensure(profile {profile.name!r}, 'reward_model')", "labels": profile.labels,
-        "labeler": LABELER, "n_records": len(records), "backbone": profile.model_name,
-        "config": dataclasses.asdict(cfg), "val_accuracy": hist.val_accuracy[-1] if hist.val_accuracy else None,
-        "reward_std": hist.reward_std, "wall_time_s": round(hist.wall_time_s, 1)})
+    # on cfg.backbone, the chain's SFT model (`preset`), through the writer `rlhf-lab reward` uses too
+    train_and_save_reward_model(cfg, records, profile.reward_model, labels=profile.labels, labeler=LABELER,
+                                command=f"rlhf_lab.course.ensure(profile {profile.name!r}, 'reward_model')",
+                                progress=progress)
 
 
 BUILDERS = {"sft": _build_sft, "labels": _build_labels, "reward_model": _build_reward_model}
@@ -197,10 +193,6 @@ def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[lis
       latest ranking per (labeler, prompt), when they hold at least ``min_own``;
     * else the profile's simulated labels of `LABELER`.
     """
-    from rlhf_lab.config import runs_dir
-    from rlhf_lab.labels.store import PreferenceStore, current_records
-    from rlhf_lab.labels.preferences import load_preferences
-
     if labels:
         records = load_preferences(labels)
         if not records:
@@ -217,14 +209,8 @@ def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[lis
 
 def short(path) -> str:
     """A name as given, a path under the runs folder as runs/..., one under the repository as data/...:
-    what notebooks print, so that their outputs show no home folder."""
-    from rlhf_lab.config import _short, repo_root
-
-    text = _short(str(path))
-    try:
-        return str(Path(text).relative_to(repo_root())) if Path(text).is_absolute() else text
-    except ValueError:
-        return text
+    what notebooks print, so that their outputs show no home folder (`rlhf_lab.config.short_path`)."""
+    return short_path(path)
 
 
 def describe(profile: Profile) -> str:
@@ -237,8 +223,6 @@ def describe(profile: Profile) -> str:
 
 def fingerprint(path) -> str:
     """A short sha256 of a file or of a folder's files (names and bytes), to show two artefacts are one."""
-    import hashlib
-
     path, digest = Path(path), hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
@@ -254,10 +238,6 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
     03's own in runs/reward_model), labels other than the chain's, unless they (or a labeling set)
     rank completions of the chain's SFT model, as notebook 02 makes them. Empty when a run stood on
     the chain."""
-    from rlhf_lab.utils.artefacts import LOADS
-    from rlhf_lab.config import runs_dir
-    from rlhf_lab.lm.models import resolve
-
     def where(name):
         try:
             return str(Path(resolve(name)[1]).resolve()) if not Path(name).exists() else str(Path(name).resolve())
@@ -282,9 +262,6 @@ def foreign_loads(profile: Profile, loaded=None) -> list[tuple[str, str]]:
 
 def _sampled_from(path: Path, kind: str) -> set[str]:
     """The models whose completions a label file or a labeling set holds (empty if it cannot be read)."""
-    from rlhf_lab.labels.label_sets import SetHeader
-    from rlhf_lab.labels.store import PreferenceStore
-
     try:   # read, not loaded: nothing is recorded in LOADS
         if kind == "label-set":
             with open(path, "rb") as f:

@@ -1,7 +1,12 @@
 import json
+import os
 import subprocess
 import sys
 
+import pytest
+import torch
+
+import rlhf_lab.cli.lm as cli_lm
 from rlhf_lab.cli.main import main
 
 
@@ -38,12 +43,11 @@ def test_console_script_help_lists_commands():
     assert out.returncode == 0
     for cmd in ("pretrain", "sft", "sample", "label"):
         assert cmd in out.stdout
+    assert "set RLHF_LAB_DEBUG=1 to see its full traceback" in " ".join(out.stdout.split())   # the epilog
 
 
 def test_sft_takes_its_base_from_the_size_preset_unless_given(monkeypatch, tmp_path):
     import types
-
-    import rlhf_lab.lm.pretrain as pt
 
     seen = []
 
@@ -51,7 +55,7 @@ def test_sft_takes_its_base_from_the_size_preset_unless_given(monkeypatch, tmp_p
         seen.append(cfg.base)
         return None, None, types.SimpleNamespace(val_loss=[1.0], wall_time_s=0.0)
 
-    monkeypatch.setattr(pt, "sft", fake_sft)
+    monkeypatch.setattr(cli_lm, "sft", fake_sft)
     for args, base in ((["--size", "gpt2"], "gpt2"), (["--size", "demo"], "tiny-base"),
                        (["--size", "gpt2", "--base", "runs/models/gpt2-upt"], "runs/models/gpt2-upt")):
         assert main(["sft", *args, "--out", str(tmp_path)]) == 0
@@ -72,3 +76,48 @@ def test_prepare_gpu_checks_its_base_before_any_work(capsys, tmp_path, monkeypat
     assert not (tmp_path / "runs" / "gpu").exists()                  # nothing was made
     assert main(["prepare", "--profile", "cpu", "--rebuild"]) == 2     # the cpu chain is shipped
     assert "make models" in capsys.readouterr().err
+
+
+# ---- errors: one line for what the kit reports on purpose, the traceback on RLHF_LAB_DEBUG=1 --------
+
+def test_a_kit_error_is_one_line_that_names_the_debug_switch(capsys, monkeypatch):
+    monkeypatch.delenv("RLHF_LAB_DEBUG", raising=False)
+    assert main(["sample", "--n", "0"]) == 2
+    assert capsys.readouterr().err == ("rlhf-lab sample: error: --n must be at least 1, got 0 "
+                                       "(set RLHF_LAB_DEBUG=1 for the traceback)\n")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_missing_device_is_a_kit_error_too(capsys, monkeypatch):
+    monkeypatch.delenv("RLHF_LAB_DEBUG", raising=False)
+    assert main(["sample", "--n", "1", "--device", "cuda"]) == 2   # config.DeviceError, a RuntimeError of the kit's
+    assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_rlhf_lab_debug_lets_the_error_through_with_its_traceback(value, monkeypatch):
+    monkeypatch.setenv("RLHF_LAB_DEBUG", value)
+    with pytest.raises(ValueError, match="--n must be at least 1, got 0"):
+        main(["sample", "--n", "0"])
+
+
+def test_rlhf_lab_debug_prints_the_traceback_from_the_console():
+    env = {**os.environ, "RLHF_LAB_DEBUG": "1"}
+    out = subprocess.run([sys.executable, "-m", "rlhf_lab.cli", "sample", "--n", "0"], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 1
+    assert out.stderr.startswith("Traceback (most recent call last):")
+    assert "in check_sampling_options" in out.stderr                       # where it was raised
+    assert out.stderr.strip().endswith("ValueError: --n must be at least 1, got 0")
+
+
+def test_a_bug_is_not_turned_into_one_line(monkeypatch, capsys):
+    """A torch RuntimeError (a shape bug) is not an error the kit reports: it keeps its traceback."""
+    monkeypatch.delenv("RLHF_LAB_DEBUG", raising=False)
+
+    def shape_bug(*a, **k):
+        return torch.zeros(2, 3) @ torch.zeros(2, 3)
+    monkeypatch.setattr(cli_lm, "load_model", shape_bug)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        main(["sample", "--n", "1", "--device", "cpu"])
+    assert "error:" not in capsys.readouterr().err

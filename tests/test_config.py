@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_lab.config import Profile, get_device, get_profile, runs_dir, set_seed
+import rlhf_lab.config as config
+from rlhf_lab.config import DeviceError, Profile, get_device, get_profile, repo_root, runs_dir, set_seed, short_path
 
 
 def test_set_seed_reseeds_python_numpy_and_torch():
@@ -17,18 +18,26 @@ def test_set_seed_reseeds_python_numpy_and_torch():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) != a
 
 
-def test_get_device_on_this_machine_and_printed_once(capsys):
+def test_get_device_on_this_machine_and_printed_once(capsys, monkeypatch):
+    monkeypatch.setattr(config, "_printed_device", None)   # as in a fresh process: an earlier test may have printed
     dev = get_device()
     assert dev.type in ("cpu", "cuda", "mps")
     get_device()
-    out = capsys.readouterr().out
-    assert out.count("rlhf-lab device") <= 1
+    get_device(verbose=False)
+    lines = capsys.readouterr().out.splitlines()
+    if dev.type == "cpu":
+        n = torch.get_num_threads()
+        assert lines == [f"rlhf-lab device: cpu ({n} CPU thread{'s' if n != 1 else ''})"]
+    else:
+        assert len(lines) == 1 and lines[0].startswith(f"rlhf-lab device: {dev} (")
+    get_device()
+    assert capsys.readouterr().out == ""                      # once per process
 
 
 def test_asking_for_a_missing_gpu_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+    with pytest.raises(DeviceError, match="no CUDA GPU"):   # a RuntimeError, which the CLI reports in one line
         get_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         get_device("tpu")
@@ -65,3 +74,11 @@ def test_runs_dir_is_configurable(tmp_path, monkeypatch):
     path = runs_dir("labels")
     assert path == tmp_path / "elsewhere" / "labels"
     assert path.is_dir()
+
+
+def test_short_path_hides_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
+    assert short_path(tmp_path / "runs" / "gpu" / "sft") == "runs/gpu/sft"        # $RLHF_LAB_RUNS, wherever it is
+    assert short_path(repo_root() / "data" / "models" / "tiny") == "data/models/tiny"
+    assert short_path("tiny") == "tiny" and short_path("runs/gpu/sft") == "runs/gpu/sft"   # names as given
+    assert short_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")       # outside both: whole

@@ -1,17 +1,49 @@
-"""The instructor's label commands of ``rlhf-lab``: labeling sets, pooling a class, exporting pairs.
+"""The label commands of ``rlhf-lab`` (notebook 02): simulated labelers, and the instructor's
+labeling sets, pooling of a class's labels and export of pairs.
 
+    rlhf-lab label --simulated   # simulated labelers rank K completions -> runs/preferences
     rlhf-lab label-set make --n 20 --k 4 --out class-set.jsonl   # one set the whole class ranks
     rlhf-lab label-set show class-set.jsonl                       # check a set and say what it holds
     rlhf-lab labels pool hand-ins/ --set class-set.jsonl --out pooled.jsonl   # + agreement report
     rlhf-lab labels export pooled.jsonl --out pairs.parquet       # TRL's prompt/chosen/rejected
     rlhf-lab labels export pooled.jsonl --prompts --out prompts.jsonl   # prompts for TRL's GRPO/RLOO
 
-Every option is checked before a model is loaded; files are written atomically.
+People rank in the notebook's ranker widget (`rlhf_lab.labels.ranker`), not here: InstructGPT's
+labelers ranked K = 4 to 9 completions of a prompt (Ouyang et al. 2022, §3.5), and so do the
+simulated personas of `rlhf_lab.labels.labelers` and a class ranking one labeling set. Every option
+is checked before a model is loaded; files are written atomically.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from rlhf_lab.cli.options import add_common, add_sampling, check_k, check_sampling_options, command_line
+from rlhf_lab.config import get_device, get_profile, runs_dir
+from rlhf_lab.labels.label_sets import NAME, load_label_set, make_label_set, summary, write_label_set
+from rlhf_lab.labels.labelers import PERSONAS, build_simulated_dataset
+from rlhf_lab.labels.pooling import agreement_report, consensus, pool_labels, write_pool
+from rlhf_lab.labels.preferences import export_pairs, export_prompts, load_preferences
+from rlhf_lab.lm.models import load_model, resolve
+from rlhf_lab.utils.artefacts import check_writable
+from rlhf_lab.world.reviews import ReviewWorld
+
 
 def add_parsers(sub) -> None:
+    p = sub.add_parser("label", help="rank K sampled completions per prompt with simulated labelers "
+                                     "(people label in notebook 02)")
+    p.add_argument("--simulated", action="store_true",
+                   help="use the simulated labelers (required: human labeling happens in the notebook's ranker)")
+    p.add_argument("--n-prompts", type=int, default=512, help="train prompts of the review world (default 512)")
+    p.add_argument("--k", type=int, default=4, help="completions per prompt, 2 to 9 (default 4)")
+    p.add_argument("--labelers", default="gold,enthusiast,concise,focused",
+                   help="comma-separated personas (default gold,enthusiast,concise,focused)")
+    p.add_argument("--model", default="tiny", help="policy to sample from (default tiny, the shipped SFT model)")
+    add_sampling(p)
+    p.add_argument("--out", help="output folder for simulated.jsonl and metadata.json (default runs/preferences)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing simulated.jsonl in --out")
+    add_common(p)
+    p.set_defaults(run=run_simulated)
+
     p = sub.add_parser("label-set", help="labeling sets: one fixed set of prompts and K completions a class ranks")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     m = verbs.add_parser("make", help="sample a set from a policy and write it")
@@ -22,14 +54,14 @@ def add_parsers(sub) -> None:
     m.add_argument("--model", default=None, help="policy to sample from (default: the profile's SFT model)")
     m.add_argument("--kind", choices=["instruction", "opening", "mixed"], default="mixed",
                    help="which review-world prompts (default mixed)")
-    m.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
-    m.add_argument("--max-new-tokens", type=int, default=48, help="token budget per completion (default 48)")
+    add_sampling(m)
     m.add_argument("--overwrite", action="store_true", help="replace an existing set file (students ranking the "
                    "old one keep its id, and their labels will not pool with the new one)")
-    m.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    m.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    add_common(m)
+    m.set_defaults(run=_make)
     s = verbs.add_parser("show", help="check a set file and summarise it")
     s.add_argument("path", help="the set's file")
+    s.set_defaults(run=_show)
 
     p = sub.add_parser("labels", help="pool a class's label files (with inter-labeler agreement), export pairs")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -40,32 +72,42 @@ def add_parsers(sub) -> None:
     q.add_argument("--consensus", action="store_true",
                    help="write one Bradley-Terry pooled ranking per prompt (labeler 'pooled') instead of every "
                         "labeler's")
+    q.set_defaults(run=_pool)
     e = verbs.add_parser("export", help="a label file as preference pairs for TRL (.jsonl or .parquet)")
     e.add_argument("path", help="a label file (e.g. pooled.jsonl)")
     e.add_argument("--out", required=True, help="pairs file: .jsonl or .parquet")
     e.add_argument("--conversational", action="store_true", help="TRL's conversational format (messages)")
     e.add_argument("--prompts", action="store_true",
                    help="write each distinct prompt once (prompt, prompt_id): a prompt set for TRL's GRPO and RLOO")
+    e.set_defaults(run=_export)
 
 
-def run(args) -> None:
-    {("label-set", "make"): _make, ("label-set", "show"): _show, ("labels", "pool"): _pool,
-     ("labels", "export"): _export}[(args.command, args.verb)](args)
+def run_simulated(args) -> None:
+    """``label --simulated``: the personas rank K samples of --n-prompts prompts into simulated.jsonl."""
+    if not args.simulated:
+        raise ValueError("people label in notebook 02 (the ranker widget); this command runs simulated "
+                         "labelers: add --simulated")
+    check_k(args.k)
+    personas = tuple(x.strip() for x in args.labelers.split(",") if x.strip())
+    unknown = [x for x in personas if x not in PERSONAS]
+    if unknown or not personas:
+        raise ValueError(f"unknown labelers {unknown}; choose from {sorted(PERSONAS)}")
+    if args.n_prompts < 1:
+        raise ValueError(f"--n-prompts must be at least 1, got {args.n_prompts}")
+    out = check_writable(args.out or runs_dir("preferences", create=False))
+    meta = build_simulated_dataset(out, n_prompts=args.n_prompts, k=args.k, personas=personas,
+                                   model_name=args.model, temperature=args.temperature,
+                                   max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device,
+                                   command=command_line(args), overwrite=args.overwrite)
+    print(f"saved {meta['n_records']} rankings ({meta['n_pairs']} pairs) of {meta['n_tasks']} prompts, K={args.k}, "
+          f"by {', '.join(meta['labelers'])} to {out}/simulated.jsonl ({meta['bytes'] / 1e6:.2f} MB, "
+          f"{meta['wall_time_s']:.0f} s)")
 
 
 def _make(args) -> None:
-    from pathlib import Path
-
-    from rlhf_lab.utils.artefacts import check_writable
-    from rlhf_lab.cli.main import check_sampling_options
-    from rlhf_lab.config import get_device, get_profile
-    from rlhf_lab.labels.label_sets import NAME, make_label_set, summary, write_label_set
-    from rlhf_lab.labels.store import MAX_K, MIN_K
-
     out = Path(args.out)
     name = args.name or out.stem
-    if not MIN_K <= args.k <= MAX_K:
-        raise ValueError(f"--k must be between {MIN_K} and {MAX_K}, got {args.k}")
+    check_k(args.k)
     check_sampling_options(args)
     if not NAME.match(name):
         raise ValueError(f"set name {name!r}: use letters, digits, '.', '_' or '-' (--name)")
@@ -74,10 +116,6 @@ def _make(args) -> None:
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists (a set students may be ranking); choose another file or --overwrite")
     check_writable(out, folder=False)
-
-    from rlhf_lab.lm.models import load_model, resolve
-    from rlhf_lab.world.reviews import ReviewWorld
-
     device = get_device(args.device)
     model_name = args.model or get_profile(device, verbose=False).model_name
     resolve(model_name)                              # a mistyped --model fails before sampling
@@ -85,7 +123,7 @@ def _make(args) -> None:
     prompts = ReviewWorld(args.seed).prompts(args.n, kind=args.kind, split="train")
     label_set = make_label_set(model, tok, prompts, name=name, k=args.k, max_new_tokens=args.max_new_tokens,
                                temperature=args.temperature, model_name=model_name, seed=args.seed, device=device,
-                               command="rlhf-lab " + " ".join(args.argv))
+                               command=command_line(args))
     write_label_set(label_set, out, overwrite=args.overwrite)
     print(f"wrote {out}: " + summary(label_set))
     print(f"students rank it in notebook 02 with LABEL_SET = {str(out)!r}; their files go to "
@@ -93,14 +131,10 @@ def _make(args) -> None:
 
 
 def _show(args) -> None:
-    from rlhf_lab.labels.label_sets import load_label_set, summary
-
     print(summary(load_label_set(args.path)))
 
 
 def _pool(args) -> None:
-    from rlhf_lab.labels.pooling import agreement_report, consensus, pool_labels, write_pool
-
     pool = pool_labels(args.sources, label_set=args.label_set)   # checks everything before writing
     for note in pool.notes:
         print("note:", note)
@@ -114,10 +148,6 @@ def _pool(args) -> None:
 
 
 def _export(args) -> None:
-    from pathlib import Path
-
-    from rlhf_lab.labels.preferences import export_pairs, export_prompts, load_preferences
-
     if Path(args.out).suffix.lower() not in (".jsonl", ".parquet"):
         raise ValueError(f"--out {args.out}: export to a .jsonl or .parquet file")
     if args.prompts and args.conversational:
