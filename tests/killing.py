@@ -1,6 +1,6 @@
 """Kill a save at chosen instants or at random ones, and count what was lost.
 
-Used by tests/test_artefacts.py, and runnable on its own for longer loops:
+Used by tests/utils/test_artefacts.py, and runnable on its own for longer loops:
 
     .venv/bin/python tests/killing.py --kills 100      # random SIGKILLs over PPO and reward-model saves
 

@@ -87,10 +87,11 @@ def test_no_import_circle_lazy_imports_included():
 
 
 def test_a_circle_is_caught(monkeypatch):
-    """The circle test can fail: two modules that import each other."""
+    """The circle test can fail: rl.rollout imports rl.ppo; make rl.ppo import rl.rollout back."""
     a, b = "rlhf_lab.rl.ppo", "rlhf_lab.rl.rollout"
     real = _imports
-    monkeypatch.setitem(globals(), "_imports", lambda p: real(p) + ([(a, 1)] if p == MODULES[b] else []))
+    assert a in {t for t, _ in real(MODULES[b])}
+    monkeypatch.setitem(globals(), "_imports", lambda p: real(p) + ([(b, 1)] if p == MODULES[a] else []))
     with pytest.raises(pytest.fail.Exception, match="import circle"):
         test_no_import_circle_lazy_imports_included()
 
@@ -208,3 +209,11 @@ def test_the_course_table_names_files_that_exist():
         missing += [f"rlhf_lab/{m}" for m in re.findall(r"`([^`]+)`", cells[3]) if not (PKG / m).exists()]
         missing += [t for t in re.findall(r"`([^`]+)`", cells[4]) if not (ROOT / t).exists()]
     assert not missing, f"the README's course table names files that do not exist: {missing}"
+
+
+def test_tests_mirror_the_stage_folders():
+    """tests/rl/ checks rlhf_lab/rl/, and so on: every stage folder has its test folder and back."""
+    stages = {p.parent.name for p in PKG.glob("*/__init__.py")}
+    test_folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert stages == test_folders, f"stage folders without tests: {stages - test_folders}; " \
+                                   f"test folders without a stage: {test_folders - stages}"

@@ -14,7 +14,7 @@ Each bug is a few lines that look right, run without an error, and quietly break
    response length: an empty response gives NaN, and a 1-token response weighs 24 times a 24-token one.
 
 `symptom(n)` prints what the broken function does; ``check("bug.n", my_fix)`` compares a student's
-fix with the reference on inputs that expose the bug (`tests/test_bugs.py` checks that the broken
+fix with the reference on inputs that expose the bug (`tests/exercises/test_bugs.py` checks that the broken
 function fails and a right fix passes).
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 The figure is shown once through a display handle and updated with ``handle.update(fig)``
 (STYLE.md: no ``clear_output``), so the notebook keeps the final picture as its output.
-Any history with ``history[key] -> list[float]`` works (`rlhf_lab.rl.ppo_trainer.PPOHistory`).
+Any history with ``history[key] -> list[float]`` works (`rlhf_lab.rl.rollout.PPOHistory`).
 """
 from __future__ import annotations
 

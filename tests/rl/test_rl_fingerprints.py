@@ -1,4 +1,4 @@
-"""Seeded PPO, RLOO, GRPO and Dr. GRPO runs give the metrics they gave when tests/data/rl_fingerprints.json
+"""Seeded PPO, RLOO, GRPO and Dr. GRPO runs give the metrics they gave when tests/rl/data/rl_fingerprints.json
 was written: a refactor of the trainers (`rlhf_lab.rl.trainer` and its two siblings) that changes what
 they compute fails here, and a resumed run equals the uninterrupted one exactly.
 

@@ -21,11 +21,13 @@ from rlhf_lab.cli.main import main
 from rlhf_lab.config import data_dir
 from rlhf_lab.exercises.registry import check
 from rlhf_lab.labels.labelers import PERSONAS, SimulatedLabeler, features, label_tasks, make_labelers
-from rlhf_lab.labels.preferences import LabelTask, export_trl, load_preferences, sample_for_labeling, split_by_prompt, to_pairs
-from rlhf_lab.labels.store import PreferenceFileError, PreferenceRecord, PreferenceStore, current_records, ranking_to_pairs
+from rlhf_lab.labels.preferences import (LabelTask, export_trl, load_preferences, sample_for_labeling, split_by_prompt,
+                                         to_pairs)
+from rlhf_lab.labels.store import (PreferenceFileError, PreferenceRecord, PreferenceStore, current_records,
+                                   ranking_to_pairs)
 from rlhf_lab.world.reviews import Prompt, ReviewWorld
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def record(ranking=(0, 1, 2), k=3, labeler="ada", prompt_id="p-0", **kw):

@@ -50,7 +50,7 @@ def test_sft_changes_parameters_and_lowers_demonstration_loss(demo_run):
 
 
 def test_sft_loss_counts_only_the_demonstration():
-    tok_rows = pt._tokenise(_FakeTok(), ["ab"], ["cde"], max_len=100)
+    tok_rows = pt.tokenise_for_lm(_FakeTok(), ["ab"], ["cde"], max_len=100)
     ids, mask = tok_rows[0]
     assert ids == [ord("a"), ord("b"), ord("c"), ord("d"), ord("e"), 0]
     assert mask == [0, 0, 1, 1, 1, 1]  # prompt not predicted; EOS is
