@@ -135,7 +135,9 @@ def test_minibatch_trim_keeps_log_probs_and_values():
     r = trainer.rollout(PROMPTS[:16])
     rows = torch.tensor([3, 7, 11])
     ids, attn, start, cols = trim_minibatch(r, rows)
-    assert ids.shape[1] <= r.input_ids.shape[1]
+    keep = r.attention_mask[rows].bool().any(0)        # the columns some row of the minibatch attends to
+    assert ids.shape[1] == int(keep.sum()) < r.input_ids.shape[1], (ids.shape, int(keep.sum()))
+    assert torch.equal(attn, r.attention_mask[rows][:, keep]) and torch.equal(ids, r.input_ids[rows][:, keep])
     with torch.no_grad():
         full = policy_forward(trainer.policy, r.input_ids[rows], r.attention_mask[rows], r.start, 0.7, trainer.head)
         cut = policy_forward(trainer.policy, ids, attn, start, 0.7, trainer.head)
