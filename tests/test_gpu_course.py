@@ -27,7 +27,7 @@ import json as _json, os as _os
 from rlhf_lab.utils import artefacts as _artefacts
 from rlhf_lab import course as _course
 _loaded = _artefacts.LOADS.since(int(_os.environ.get("PROBE_MARK", "0")))   # this notebook's loads
-_os.environ["PROBE_MARK"] = str(_artefacts.LOADS.mark())                     # kept across %reset -f
+_os.environ["PROBE_MARK"] = str(_artefacts.LOADS.mark())                     # kept across the namespace reset
 print("PROBE " + _json.dumps({"foreign": _course.foreign_loads(profile, _loaded), "loaded": _loaded,
                               "chain": _json.loads(_course.chain_record(profile)), "model_name": profile.model_name,
                               "smoke": profile.smoke, "extra": %s}))
