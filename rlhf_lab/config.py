@@ -220,7 +220,7 @@ class Profile:
     max_new_tokens: int
     """Token budget of a sampled completion."""
     temperature: float
-    """Sampling temperature (0.7 in the PPO reproductions, COURSE.md)."""
+    """Sampling temperature (0.7 in the PPO reproductions, Huang et al. 2024)."""
     n_eval_prompts: int
     """Held-out prompts used when a notebook reports a mean gold score."""
     train_steps: int

@@ -1,6 +1,6 @@
 """One chain of artefacts per profile: SFT model -> labels -> reward model.
 
-Every notebook after 00 stands on what the earlier ones made (COURSE.md's pipeline, InstructGPT's
+Every notebook after 00 stands on what the earlier ones made (the course's pipeline, InstructGPT's
 three steps):
 
     base model --SFT on demonstrations--> SFT model          (notebook 00, section 3; policy and reference)

@@ -84,6 +84,7 @@ def test_no_import_circle_lazy_imports_included():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+    assert set(state) == set(graph) and all(v == "done" for v in state.values())
 
 
 def test_a_circle_is_caught(monkeypatch):

@@ -1,4 +1,4 @@
-"""Find the bug: one broken function per failure mode of PPO for language models (COURSE.md).
+"""Find the bug: one broken function per failure mode of PPO for language models (Huang et al. 2024).
 
 Each bug is a few lines that look right, run without an error, and quietly break training:
 

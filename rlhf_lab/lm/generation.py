@@ -9,7 +9,7 @@ with T the sampling temperature. The same T must divide the logits when the log-
 are computed as when the tokens were sampled, or the KL to the reference in PPO grows
 faster than it should (Huang et al., "The N Implementation Details of RLHF with PPO").
 
-Padding follows COURSE.md: PAD is a token of its own, prompts are *left*-padded so that
+Padding follows the course's rule (Huang et al. 2024): PAD is a token of its own, prompts are *left*-padded so that
 every completion starts at the same column, and position ids come from the attention
 mask (position 0 is the first real token, whatever padding precedes it).
 """

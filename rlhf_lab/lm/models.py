@@ -12,7 +12,7 @@ fine-tuned model pi_SFT and make three copies of it:
 
 `load_model` loads any of them from ``"tiny"`` (the shipped SFT model, the offline default),
 ``"tiny-base"`` (the shipped pretrained model before SFT), a local folder, or a Hugging Face
-hub id such as ``"gpt2"``. GPT-2 has no PAD token; one is added (PAD is not EOS, COURSE.md).
+hub id such as ``"gpt2"``. GPT-2 has no PAD token; one is added (PAD is not EOS, `rlhf_lab.lm.tokens`).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The tokens RLHF depends on: a BPE tokenizer for the world, and PAD that is never EOS.
 
-COURSE.md's rule, after Huang et al. (2024, "The N+ implementation details of RLHF with PPO",
-detail 3): PAD must differ from EOS. A model that pads with EOS cannot tell "the response ended
-here" from "this row is padding", so a mask built from the tokens drops the real EOS, and the
+The course's rule, after Huang et al. (2024, "The N+ Implementation Details of RLHF with PPO"):
+PAD must differ from EOS. A model that pads with EOS cannot tell "the response ended here" from
+"this row is padding", so a mask built from the tokens drops the real EOS, and the
 reward model and PPO learn nothing about ending. The embedded model is trained with a PAD of its
 own (`train_tokenizer`); GPT-2, which has none, gets one (`ensure_pad_token`) that no softmax can
 ever sample (`suppress_pad_logit`).

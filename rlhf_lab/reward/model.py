@@ -71,7 +71,7 @@ class RewardModel(nn.Module):
         n_emb = backbone.config.hidden_size
         if head is None:
             head = nn.Linear(n_emb, 1)
-            # COURSE.md / Huang et al.: N(0, 1 / sqrt(n_emb + 1)), bias 0
+            # Huang et al. 2024: N(0, 1 / sqrt(n_emb + 1)), bias 0
             nn.init.normal_(head.weight, std=1 / math.sqrt(n_emb + 1))
             nn.init.zeros_(head.bias)
         self.head = head.to(next(backbone.parameters()).device)

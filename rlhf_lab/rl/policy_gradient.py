@@ -227,7 +227,7 @@ def train_reinforce(model, tokenizer, prompts: list[Prompt], cfg: ReinforceConfi
 
     Each step draws ``batch_size`` prompts, samples ``samples_per_prompt`` completions of
     each at ``temperature``, scores them with ``reward_fn``, and takes one SGD step on
-    the loss of `reinforce_loss`. Dropout is off (eval mode), as in RLHF (COURSE.md).
+    the loss of `reinforce_loss`. Dropout is off (eval mode), as in RLHF (Huang et al. 2024).
     ``on_step(history)`` is called after every step (a live plot).
     """
     cfg = cfg or ReinforceConfig.tiny()

@@ -226,7 +226,7 @@ COMPILE_MODES = ("off", "generate", "all")
 
 @dataclass
 class PPOConfig:
-    """Every coefficient of a PPO run. Defaults are COURSE.md's (Huang et al. 2024, TRL) where one exists."""
+    """Every coefficient of a PPO run. Defaults are Huang et al. 2024's and TRL's where one exists."""
 
     model: str = "tiny"
     """The SFT model: the policy starts from it and the frozen reference pi_ref is a copy of it."""
@@ -335,6 +335,6 @@ class PPOConfig:
     @classmethod
     def gpu(cls) -> "PPOConfig":
         """GPT-2 (124M) on one GPU, with a GPT-2 reward model trained in notebook 03: lr 1.41e-5 (Ziegler et
-        al. 2019; TRL's GPT-2 examples), the other coefficients COURSE.md's (not yet tuned on a GPU)."""
+        al. 2019; TRL's GPT-2 examples), the other coefficients Huang et al. 2024's (not yet tuned on a GPU)."""
         return cls(model="gpt2", reward_model="runs/reward_model", iterations=100, batch_size=128,
                    mini_batch_size=32, lr=1.41e-5, max_new_tokens=48, group_by_length=True)

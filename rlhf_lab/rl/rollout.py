@@ -55,7 +55,7 @@ def as_prompts(prompts) -> list[Prompt]:
 # ---- the value function --------------------------------------------------------------------
 
 def value_head(n_emb: int) -> nn.Linear:
-    """A scalar head n_emb -> 1 initialised at 0 (COURSE.md): V = 0 everywhere at the start."""
+    """A scalar head n_emb -> 1 initialised at 0 (Huang et al. 2024): V = 0 everywhere at the start."""
     head = nn.Linear(n_emb, 1)
     nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
     return head

@@ -17,7 +17,7 @@ three phases, timed separately in the history:
 rows, mb)``, ``metrics(r, learned)`` (its columns of the history), ``kl_controller()`` and
 ``kl_coef``; it may add a value function (`build_value_function`: a ``head`` on the policy's last
 hidden state or a separate ``critic``), checkpoint state (`extra_state`) and ``samples_per_prompt``.
-Dropout is off in every model for the whole run (eval mode), as COURSE.md asks. A reward, loss,
+Dropout is off in every model for the whole run (eval mode), as Huang et al. (2024) advise. A reward, loss,
 gradient norm, parameter or metric that is NaN or infinite stops the run before anything is saved
 (`rlhf_lab.utils.guard`), naming the checkpoint that is intact.
 """

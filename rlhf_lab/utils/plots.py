@@ -5,7 +5,7 @@
     dash.close()
 
 The figure is shown once through a display handle and updated with ``handle.update(fig)``
-(STYLE.md: no ``clear_output``), so the notebook keeps the final picture as its output.
+(no ``clear_output``, which flickers and leaves an empty output behind), so the notebook keeps the final picture as its output.
 Any history with ``history[key] -> list[float]`` works (`rlhf_lab.rl.rollout.PPOHistory`).
 """
 from __future__ import annotations
