@@ -286,3 +286,21 @@ def test_a_mistyped_model_name_fails_at_once_without_the_network(name, words, ca
     assert main(["sample", "--model", name, "--device", "cpu"]) == 2
     one_line_error(capsys, words, "'tiny'")
     assert attempts == []
+
+
+def test_a_model_with_a_non_finite_parameter_is_never_saved(tmp_path):
+    """The save-time half of the guard: a diverged policy or reward model leaves no folder behind."""
+    from rlhf_lab.lm.models import load_model, save_policy
+    from rlhf_lab.reward.model import load_reward_model
+
+    policy, tok = load_model("tiny", role="policy", device="cpu")
+    with torch.no_grad():
+        next(policy.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"the policy's parameter \S+ is not finite when saving to .*not saved"):
+        save_policy(policy, tok, tmp_path / "policy")
+    rm = load_reward_model("tiny-rm", device="cpu")
+    with torch.no_grad():
+        next(rm.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(FloatingPointError, match=r"the reward model's parameter \S+ is not finite when saving"):
+        rm.save_pretrained(tmp_path / "rm")
+    assert not any(tmp_path.iterdir())

@@ -34,7 +34,7 @@ from rlhf_lab.config import data_dir
 from rlhf_lab.lm.tokens import PAD, ensure_pad_token
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.utils.cards import model_card, records_sha256
-from rlhf_lab.utils.guard import nonfinite_parameter
+from rlhf_lab.utils.guard import check_parameters
 
 # The embedded model loads in milliseconds; transformers' per-load progress bars would
 # only clutter notebook outputs. Hub downloads keep huggingface_hub's own progress bars.
@@ -210,10 +210,8 @@ def save_policy(model, tokenizer, path, metadata: dict | None = None, records=No
     if records is not None:
         records = list(records)
         metadata = {**(metadata or {}), "data": f"{len(records)} rankings", "data_sha256": records_sha256(records)}
-    bad = nonfinite_parameter(model)
-    if bad:
-        raise FloatingPointError(f"the policy's parameter {bad} is not finite: not saved to {path} "
-                                 f"(training diverged; lower the learning rate)")
+    check_parameters(model, "the policy's", f"when saving to {path}", "not saved (training diverged; lower the "
+                     "learning rate)")
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

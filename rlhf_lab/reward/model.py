@@ -50,7 +50,7 @@ from rlhf_lab.lm.packing import PackedBatch, TokenCache, pack, packed_hidden_at
 from rlhf_lab.lm.tokens import ensure_pad_token
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.utils.cards import file_sha256, model_card
-from rlhf_lab.utils.guard import nonfinite_parameter
+from rlhf_lab.utils.guard import check_parameters
 
 HEAD_FILE = "reward_head.safetensors"
 REWARD_CONFIG = "reward_config.json"
@@ -140,10 +140,8 @@ class RewardModel(nn.Module):
         The head's bias is folded into the final layer norm (see the module doc). The folder is
         written whole beside ``path`` and swapped in atomically (`rlhf_lab.utils.artefacts.atomic_dir`): a
         crash leaves the old reward model or the new one. Non-finite parameters are refused first."""
-        bad = nonfinite_parameter(self)
-        if bad:
-            raise FloatingPointError(f"the reward model's parameter {bad} is not finite: not saved to {path} "
-                                     f"(training diverged; lower the learning rate)")
+        check_parameters(self, "the reward model's", f"when saving to {path}",
+                         "not saved (training diverged; lower the learning rate)")
         meta = json.dumps({"kind": "rlhf_lab.RewardModel", "format": "AutoModelForSequenceClassification",
                            **(extra or {})}, indent=2, allow_nan=False)
         classifier = self.as_sequence_classifier()

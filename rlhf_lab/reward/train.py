@@ -35,7 +35,7 @@ from rlhf_lab.labels.preferences import split_by_prompt
 from rlhf_lab.lm.packing import sender
 from rlhf_lab.reward.losses import bt_loss, grouped_bt_loss, pair_mask
 from rlhf_lab.reward.model import RewardModel
-from rlhf_lab.utils.guard import nonfinite_parameter
+from rlhf_lab.utils.guard import check_parameters, check_step
 
 # ---- data and training -------------------------------------------------------------------
 
@@ -256,14 +256,9 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
 
     def record(rows: list[dict]) -> None:
         for row in rows:   # a non-finite loss or gradient stops training before anything is saved
-            at = f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}"
-            if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"the reward-model loss is {row['loss']} {at}; lower the learning rate "
-                                         f"(lr={cfg.lr}) or check the records. Nothing was saved.")
-            if not math.isfinite(row["grad_norm"]):
-                raise FloatingPointError(f"the reward model's gradient norm is {row['grad_norm']} {at} with a finite "
-                                         f"loss ({row['loss']:.4g}); lower the learning rate (lr={cfg.lr}). "
-                                         f"Nothing was saved.")
+            check_step(row["loss"], row["grad_norm"], "the reward-model",
+                       f"at step {len(hist.loss) + 1} of {cfg.epochs * per_epoch}",
+                       f"lower the learning rate (lr={cfg.lr}) or check the records. Nothing was saved.")
             hist.loss.append(row["loss"]), hist.accuracy.append(row["accuracy"])
 
     rm.train()
@@ -301,10 +296,8 @@ def train_reward_model(cfg: RewardConfig, records, val_records=None, rm: RewardM
                             val=f"{hist.val_loss[-1]:.3f}" if hist.val_loss else "-")
     record(scalars.read())
     bar.close()
-    bad = nonfinite_parameter(rm)
-    if bad:
-        raise FloatingPointError(f"the reward model's parameter {bad} is not finite after {step} steps; lower the "
-                                 f"learning rate (lr={cfg.lr}). Nothing was saved.")
+    check_parameters(rm, "the reward model's", f"after {step} steps",
+                     f"lower the learning rate (lr={cfg.lr}). Nothing was saved.")
     hist.train_s = time.perf_counter() - start - val_s[0]
     if not hist.val_steps or hist.val_steps[-1] != step:
         validate()
