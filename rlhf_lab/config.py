@@ -63,6 +63,8 @@ def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
         device = torch.device("mps")
     else:
         device = torch.device("cpu")
+    if device.type == "cuda":   # TF32 tensor cores for the float32 matmuls left outside bf16 autocast
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if verbose and _printed_device != str(device):
         threads = torch.get_num_threads()
         name = (torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -80,7 +82,8 @@ def set_seed(seed: int) -> None:
 
 
 def bf16_autocast(device, enabled: bool = True):
-    """bf16 autocast on CUDA when ``enabled``, a no-op elsewhere (CPUs run float32).
+    """bf16 autocast on a CUDA GPU that supports bf16 when ``enabled``, a no-op elsewhere (CPUs, and
+    GPUs before Ampere such as a T4, run float32; `get_device` turns TF32 matmuls on for CUDA).
 
     Inside, the transformer's matmuls run in bf16 (twice the tensor-core rate of float32, half
     the memory traffic). Safe there; not for what the methods subtract and sum: log-softmax,
@@ -88,7 +91,8 @@ def bf16_autocast(device, enabled: bool = True):
     states to float32 before those (``.float()`` in generation, packing, reward and rollout).
     """
     device = torch.device(device)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    on = enabled and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
 
 
 def float32_head(head: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:

@@ -15,15 +15,14 @@ mask (position 0 is the first real token, whatever padding precedes it).
 """
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import CompileConfig
 
+from rlhf_lab.config import bf16_autocast
 from rlhf_lab.lm.models import context_length
+from rlhf_lab.lm.sampler import decode
 
 
 @dataclass
@@ -138,77 +137,52 @@ def sequence_logprob(token_logps: torch.Tensor, mask: torch.Tensor, reduction: s
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
-class _FinishedRowPadNotice(logging.Filter):
-    """Drop transformers' "pass an attention_mask" notice during `sample`.
-
-    `generate` feeds PAD to rows that already ended; when no prompt was padded it drops the
-    all-ones mask as an optimisation and then sees PAD without a mask. The PAD tokens come
-    after EOS, are masked in `Samples.completion_mask`, and (causal attention) cannot change
-    any earlier token, so the notice does not apply. Every other message passes.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "strongly recommend passing in an `attention_mask`" not in record.getMessage()
-
-
-@contextmanager
-def _quiet_finished_row_notice():
-    logger, notice = logging.getLogger("transformers.modeling_utils"), _FinishedRowPadNotice()
-    logger.addFilter(notice)
-    try:
-        yield
-    finally:
-        logger.removeFilter(notice)
-
-
-@torch.no_grad()
-def _compiled(device, on: bool) -> dict:
-    """generate()'s arguments for a static cache with a compiled decode step (none when off)."""
-    if not on:
-        return {}
-
-    gpu = torch.device(device).type == "cuda"
-    config = CompileConfig(mode="reduce-overhead" if gpu else "default", dynamic=False)
-    config._compile_all_devices = True   # generate() compiles on accelerators only unless told
-    return {"cache_implementation": "static", "compile_config": config}
+def _compiled_step(model, device):
+    """The model's decode step under ``torch.compile`` (CUDA graphs on a GPU), compiled once per model."""
+    step = getattr(model, "_rlhf_lab_compiled_step", None)
+    if step is None:
+        gpu = torch.device(device).type == "cuda"
+        step = torch.compile(model.forward, mode="reduce-overhead" if gpu else "default", dynamic=False)
+        model._rlhf_lab_compiled_step = step
+    return step
 
 
 def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, temperature: float = 1.0,
-           num_samples: int = 1, device=None, use_cache: bool = True, compile: bool = False) -> Samples:
+           num_samples: int = 1, device=None, use_cache: bool = True, compile: bool = False,
+           bf16: bool = True) -> Samples:
     """Sample ``num_samples`` completions per prompt in one batched call.
 
     Pure ancestral sampling at temperature T (no top-k or top-p: both make the
     sampling distribution differ from pi, and the KL estimate can then go negative).
-    Uses the KV cache of ``model.generate``; log-probs are read from the raw logits of
-    each step divided by the same T. Seed with ``set_seed`` before calling for
-    reproducible samples. ``use_cache=False`` recomputes the whole prefix at every step
-    (only for measuring what the cache saves, in benchmarks/ppo.py).
+    The loop is `rlhf_lab.lm.sampler.decode`: a KV cache, each step's log softmax(logits / T)
+    read for the sampled token only, and finished rows dropped from the computation. Seed with
+    ``set_seed`` before calling for reproducible samples. ``use_cache=False`` recomputes the whole
+    prefix at every step (only for measuring what the cache saves, in benchmarks/ppo.py).
 
     ``compile=True`` decodes with a static KV cache (preallocated, fixed shapes) and a
     ``torch.compile``d decode step (CUDA graphs on a GPU, where one decode step of a small
     model is mostly kernel-launch time). Prompts are left-padded to a multiple of 32 tokens so
     that few shapes are compiled. The first call compiles (tens of seconds); on a CPU it does
-    not pay off (benchmarks: 0.54 s against 0.56 s for 64 x 48 tokens, after 21 s of compiling).
+    not pay off. ``bf16``: the forward passes under bf16 autocast on a GPU that supports it
+    (`rlhf_lab.config.bf16_autocast`; float32 on a CPU and on older GPUs), log-probs in float32.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); sampling at T=0 is greedy decoding")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     device = device or next(model.parameters()).device
     context = context_length(model.config)
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_length=context - max_new_tokens,
                                              multiple_of=32 if compile else 1)
     prompt_ids = prompt_ids.repeat_interleave(num_samples, dim=0)
     prompt_mask = prompt_mask.repeat_interleave(num_samples, dim=0)
-    with _quiet_finished_row_notice():
-        out = model.generate(
-            input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
-            top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, min_new_tokens=0,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            output_logits=True, return_dict_in_generate=True, use_cache=use_cache, **_compiled(device, compile),
-        )
-    completion_ids = out.sequences[:, prompt_ids.shape[1]:]
-    logprobs = logprobs_from_logits(torch.stack(out.logits, dim=1), completion_ids, temperature)  # raw logits / T
+    with bf16_autocast(device, bf16):
+        out = decode(model, prompt_ids, prompt_mask, max_new_tokens, temperature, tokenizer.eos_token_id,
+                     tokenizer.pad_token_id, use_cache=use_cache, static=compile,
+                     step_fn=_compiled_step(model, device) if compile else None)
+    completion_ids = out.tokens
     is_eos = completion_ids == tokenizer.eos_token_id
-    # mask: tokens up to and including the first EOS (generate pads with PAD afterwards)
+    # mask: tokens up to and including the first EOS (PAD afterwards)
     after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
     completion_mask = (~after_eos).long()
     finished = is_eos.any(-1)
@@ -217,5 +191,5 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
     return Samples(
         prompts=[p for p in prompts for _ in range(num_samples)], completions=texts,
         prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=completion_ids,
-        completion_mask=completion_mask, logprobs=logprobs * completion_mask, finished=finished,
+        completion_mask=completion_mask, logprobs=out.logprobs * completion_mask, finished=finished,
     )

@@ -125,7 +125,8 @@ class RLTrainer:
         cfg = self.cfg
         with self._autocast():
             s = sample(self.policy, self.tokenizer, [p.text for p in prompts], max_new_tokens=cfg.max_new_tokens,
-                       temperature=cfg.temperature, device=self.device, compile=cfg.compile != "off")
+                       temperature=cfg.temperature, device=self.device, compile=cfg.compile != "off",
+                       bf16=cfg.bf16)
         self._t_generate = time.perf_counter()   # end of the generate phase, read by `iteration`
         ids, attn, start, mask = s.input_ids, s.attention_mask, s.prompt_ids.shape[1], s.completion_mask.float()
         episodes = Episodes.of(ids, attn, start, mask)

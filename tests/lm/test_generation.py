@@ -99,16 +99,3 @@ def test_bad_arguments_are_rejected(tiny):
         sample(model, tok, PROMPTS, temperature=0)
     with pytest.raises(TypeError, match="list of strings"):
         sample(model, tok, "The plot is")
-
-
-def test_only_the_finished_row_pad_notice_is_filtered():
-    import logging
-
-    from rlhf_lab.lm.generation import _FinishedRowPadNotice
-
-    def record(msg):
-        return logging.LogRecord("transformers.modeling_utils", logging.WARNING, __file__, 1, msg, None, None)
-
-    notice = _FinishedRowPadNotice()
-    assert not notice.filter(record("We strongly recommend passing in an `attention_mask` since your input_ids may be padded."))
-    assert notice.filter(record("Some weights of the model checkpoint were not used"))
