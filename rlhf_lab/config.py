@@ -81,6 +81,13 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def fork_rng():
+    """``torch.random.fork_rng`` over the CPU's generator and every CUDA device's: what runs inside
+    (an evaluation's sampling, a head's random init) leaves the caller's random streams as they were,
+    on a GPU too (``devices=[]`` forks the CPU's alone, and sampling on a GPU draws from CUDA's)."""
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else [])
+
+
 def bf16_autocast(device, enabled: bool = True):
     """bf16 autocast on a CUDA GPU that supports bf16 when ``enabled``, a no-op elsewhere (CPUs, and
     GPUs before Ampere such as a T4, run float32; `get_device` turns TF32 matmuls on for CUDA).

@@ -18,7 +18,7 @@ import random
 
 import torch
 
-from rlhf_lab.config import set_seed
+from rlhf_lab.config import fork_rng, set_seed
 from rlhf_lab.lm.generation import sample, token_logprobs
 from rlhf_lab.reward.train import as_groups
 from rlhf_lab.world.judges import summarise
@@ -130,7 +130,7 @@ def evaluate_policy(policy, reference, tokenizer, prompts, reward_fn=None, seed:
     "by_kind" (`world.summarise` of the opening and of the instruction prompts separately) and
     per-response lists under "completions", "golds", "scores", "kls".
     """
-    with torch.random.fork_rng(devices=[]):   # the caller's random stream (a training run) is left as it was
+    with fork_rng():   # the caller's random stream (a training run) is left as it was
         set_seed(seed)
         return _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperature, max_new_tokens,
                                 batch_size)
@@ -243,7 +243,7 @@ def sample_n(model, tokenizer, prompts, n: int, max_new_tokens: int = 48, temper
     caller's random stream. Returns {"completions": P lists of n strings, "gold": (P, n) tensor}."""
     per_batch = max(1, batch_rows // n)
     completions = []
-    with torch.random.fork_rng(devices=[]):
+    with fork_rng():
         set_seed(seed)
         for i in range(0, len(prompts), per_batch):
             chunk = prompts[i:i + per_batch]

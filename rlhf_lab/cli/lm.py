@@ -18,7 +18,7 @@ from rlhf_lab.cli.options import add_common, add_sampling, check_sampling_option
 from rlhf_lab.config import get_device, get_profile, runs_dir, set_seed
 from rlhf_lab.lm.generation import sample
 from rlhf_lab.lm.models import load_model
-from rlhf_lab.lm.pretrain import PretrainConfig, SFTConfig, pretrain, sft
+from rlhf_lab.lm.pretrain import PretrainConfig, SFTConfig, pretrain, sft, with_steps
 from rlhf_lab.utils.artefacts import check_writable
 from rlhf_lab.world.reviews import Prompt, ReviewWorld, judge_completion
 
@@ -62,8 +62,10 @@ def run_lm(args) -> None:
     else:
         cfg_cls, train, suffix = SFTConfig, sft, "sft"
     cfg = {"tiny": cfg_cls.tiny, "demo": cfg_cls.demo, "gpt2": cfg_cls.gpu}[args.size]()
-    given = {"steps": args.steps, "base": getattr(args, "base", None)}   # pretrain has no --base
-    cfg = replace(cfg, seed=args.seed, device=args.device, **{k: v for k, v in given.items() if v is not None})
+    cfg = replace(cfg, seed=args.seed, device=args.device,
+                  **({"base": args.base} if getattr(args, "base", None) else {}))   # pretrain has no --base
+    if args.steps is not None:   # the warm-up (and pre-training's documents) scaled to the steps asked for
+        cfg = with_steps(cfg, args.steps)
     out = check_writable(args.out or runs_dir("models", f"{args.size}-{suffix}", create=False))
     _, _, hist = train(cfg, out_dir=out, command=command_line(args))
     size = f"{hist.n_parameters / 1e6:.2f}M parameters, " if args.command == "pretrain" else ""

@@ -17,7 +17,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -29,11 +29,24 @@ from rlhf_lab.utils.artefacts import atomic_dir, check_writable
 from rlhf_lab.config import (ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed,
                              validate_config)
 from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
+from rlhf_lab.lm.packing import sender
 from rlhf_lab.utils.cards import texts_sha256
 from rlhf_lab.lm.tokens import PAD, train_tokenizer
 from rlhf_lab.lm.models import context_length, count_parameters, load_model, policy_card
 from rlhf_lab.world.reviews import ReviewWorld
 from rlhf_lab.utils.guard import check_parameters, check_step
+
+
+def with_steps(cfg, steps: int):
+    """``cfg`` run for ``steps`` optimizer steps instead of its preset's: the warm-up keeps its share of
+    the run (200 of 3,000 becomes 20 of 300), validation happens at least at the end, and pre-training
+    builds only the documents the steps can draw (``steps x batch_size``, at most the preset's)."""
+    if steps < 1:
+        raise ConfigError(f"steps must be at least 1, got {steps}")
+    scaled = {"steps": steps, "warmup": round(cfg.warmup * steps / cfg.steps), "eval_every": min(cfg.eval_every, steps)}
+    if hasattr(cfg, "n_docs"):
+        scaled["n_docs"] = min(cfg.n_docs, steps * cfg.batch_size)
+    return replace(cfg, **scaled)
 
 
 @dataclass
@@ -178,7 +191,8 @@ def pad_batch(rows, pad_id: int, device):
     lm = torch.zeros((len(rows), width), dtype=torch.float)
     for i, (r, m) in enumerate(rows):
         ids[i, :len(r)], att[i, :len(r)], lm[i, :len(m)] = torch.tensor(r), 1, torch.tensor(m, dtype=torch.float)
-    return ids.to(device), att.to(device), lm.to(device)
+    send = sender(device)   # pinned and non-blocking to a GPU
+    return send(ids), send(att), send(lm)
 
 
 def lm_loss(model, ids, attention_mask, loss_mask) -> torch.Tensor:

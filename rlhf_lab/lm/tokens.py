@@ -13,6 +13,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from rlhf_lab.config import fork_rng
+
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
@@ -60,7 +62,7 @@ def ensure_pad_token(model, tokenizer) -> None:
         tokenizer.add_special_tokens({"pad_token": PAD})
     rows = model.get_input_embeddings().num_embeddings
     if rows < len(tokenizer):
-        with torch.random.fork_rng(devices=[]), torch.no_grad():   # resize's init draws; ours does not
+        with fork_rng(), torch.no_grad():   # resize's init draws; ours does not
             model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
                 if emb is not None:

@@ -42,7 +42,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from rlhf_lab.config import data_dir, float32_head, repo_root
+from rlhf_lab.config import data_dir, float32_head, fork_rng, repo_root
 from rlhf_lab.labels.preferences import SHIPPED
 from rlhf_lab.lm.generation import left_pad, position_ids_from_mask
 from rlhf_lab.lm.models import ModelLoadError, context_length, folder_kind, fused_gelu, load_model, load_tokenizer
@@ -158,7 +158,7 @@ class RewardModel(nn.Module):
         config = copy.deepcopy(self.backbone.config)
         config.num_labels, config.pad_token_id = 1, self.tokenizer.pad_token_id
         config.architectures = None
-        with torch.random.fork_rng(devices=[]):          # its random init must not move the run's RNG
+        with fork_rng():          # its random init must not move the run's RNG
             model = AutoModelForSequenceClassification.from_config(config)
         model.base_model.load_state_dict({k: v.detach().cpu() for k, v in self.backbone.state_dict().items()})
         w, b = self.head.weight.detach().cpu().float(), float(self.head.bias.detach().cpu()) if self.head.bias is not None else 0.0

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_lab.config import set_seed
+from rlhf_lab.config import fork_rng, set_seed
 from rlhf_lab.lm.generation import position_ids_from_mask, sample
 from rlhf_lab.rl.ppo import kl_estimate, masked_mean
 
@@ -147,7 +147,7 @@ def kl_estimator_study(policy, reference, tokenizer, prompts, max_new_tokens: in
     "k2", "k3": the estimators' bias and variance are their difference from "exact" and their spread.
     Summed over a response, each estimates KL(pi || pi_ref) of whole responses."""
     device = next(policy.parameters()).device
-    with torch.random.fork_rng(devices=[]):
+    with fork_rng():
         set_seed(seed)
         s = sample(policy, tokenizer, [p.text if hasattr(p, "text") else p for p in prompts],
                    max_new_tokens=max_new_tokens, temperature=temperature, device=device)
