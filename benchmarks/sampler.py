@@ -70,7 +70,8 @@ def measure(model, tokenizer, prompts, max_new_tokens, temperature, repeats, dev
 
 
 def run(model_name: str = "tiny", batches=(1, 64, 512), repeats: int = 5, max_new_tokens: int = 48,
-        device=None) -> dict:
+        device=None, ppo: PPOConfig | None = None) -> dict:
+    """Each batch size, then the generate phase of ``ppo`` (default `PPOConfig.tiny()`, the course's)."""
     device = device or get_device(verbose=False)
     model, tok = load_model(model_name, role="reference", device=device)
     world = ReviewWorld(0)
@@ -79,7 +80,7 @@ def run(model_name: str = "tiny", batches=(1, 64, 512), repeats: int = 5, max_ne
     for b in batches:
         prompts = [p.text for p in world.prompts(b)]
         out["batches"][str(b)] = measure(model, tok, prompts, max_new_tokens, 0.7, repeats, device)
-    cfg = PPOConfig.tiny()
+    cfg = ppo or PPOConfig.tiny()
     prompts = [p.text for p in world.prompts(cfg.batch_size)]
     out["ppo_generate"] = {"batch": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens,
                            **measure(model, tok, prompts, cfg.max_new_tokens, cfg.temperature, repeats, device)}
