@@ -23,6 +23,7 @@ import torch
 from rlhf_lab.config import get_device, set_seed
 from rlhf_lab.lm.generation import encode_prompts, logprobs_from_logits, sample
 from rlhf_lab.lm.models import context_length, load_model
+from rlhf_lab.lm.sampler import sample_from_logits
 from rlhf_lab.rl.ppo import PPOConfig
 from rlhf_lab.utils.artefacts import write_text
 from rlhf_lab.world.reviews import ReviewWorld
@@ -69,6 +70,27 @@ def measure(model, tokenizer, prompts, max_new_tokens, temperature, repeats, dev
     return {**out, "ratio": statistics.median(ratios), "ratios": [round(x, 2) for x in ratios]}
 
 
+def bench_draw(shapes=((64, 50257), (512, 50257)), repeats: int = 5, device="cpu") -> dict:
+    """Milliseconds to draw one token per row from (rows, vocabulary) logits: torch.multinomial (what
+    generate does; an exponential draw per entry) against the sampler's inverse CDF (float64 sums)."""
+    out = {}
+    for rows, vocab in shapes:
+        logits = torch.randn(rows, vocab, device=device)
+        draws = {"multinomial": lambda: torch.multinomial(torch.softmax(logits / 0.7, -1), 1),
+                 "inverse_cdf": lambda: sample_from_logits(logits, 0.7, torch.rand(rows, device=device))}
+        times = {name: [] for name in draws}
+        for r in range(repeats + 1):
+            for name, fn in draws.items():
+                sync(device)
+                t = time.perf_counter()
+                fn()
+                sync(device)
+                if r:
+                    times[name].append(1e3 * (time.perf_counter() - t))
+        out[f"{rows}x{vocab}"] = {name: statistics.median(v) for name, v in times.items()}
+    return out
+
+
 def run(model_name: str = "tiny", batches=(1, 64, 512), repeats: int = 5, max_new_tokens: int = 48,
         device=None, ppo: PPOConfig | None = None) -> dict:
     """Each batch size, then the generate phase of ``ppo`` (default `PPOConfig.tiny()`, the course's)."""
@@ -82,6 +104,7 @@ def run(model_name: str = "tiny", batches=(1, 64, 512), repeats: int = 5, max_ne
         out["batches"][str(b)] = measure(model, tok, prompts, max_new_tokens, 0.7, repeats, device)
     cfg = ppo or PPOConfig.tiny()
     prompts = [p.text for p in world.prompts(cfg.batch_size)]
+    out["draw_ms"] = bench_draw(device=device)
     out["ppo_generate"] = {"batch": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens,
                            **measure(model, tok, prompts, cfg.max_new_tokens, cfg.temperature, repeats, device)}
     return out
@@ -98,6 +121,8 @@ def print_table(res: dict) -> None:
         print(f"{name:>22s} {v['sampler']['new_tokens_per_s']:9.0f} {v['generate']['new_tokens_per_s']:9.0f} "
               f"{v['ratio']:6.2f}x {str(v['ratios']):>32s} "
               f"{v['sampler']['mean_length']:6.1f} vs {v['generate']['mean_length']:<5.1f}")
+    for shape, v in res["draw_ms"].items():
+        print(f"{'draw ' + shape:>22s}  multinomial {v['multinomial']:.1f} ms, inverse CDF {v['inverse_cdf']:.1f} ms a step")
 
 
 def main(argv=None) -> dict:

@@ -5,7 +5,7 @@ here keeps exactly those two numbers per row and step, never the (B, T, V) logit
 that transformers' ``generate(output_logits=True)`` stacks (512 x 48 x 50,257 floats, about 5 GB,
 for GPT-2 at batch 512), and it stops computing a row once the row has emitted EOS:
 
-* **eager** (the default): a dynamic KV cache, and when a quarter of the rows still computed have
+* **eager** (the default): a dynamic KV cache, the unembedding on the last position only, and when a quarter of the rows still computed have
   finished, the cache and the batch are cut down to the live rows (``Cache.batch_select_indices``);
   the loop ends when every row has finished.
 * **static** (``static=True``, with ``compile=True`` on a GPU): one preallocated cache of
@@ -16,8 +16,8 @@ for GPT-2 at batch 512), and it stops computing a row once the row has emitted E
 Sampling is the inverse of the CDF, in float64: one uniform number u per row, the token is the
 first whose cumulative probability exceeds u. That is the categorical distribution softmax(logits / T)
 exactly (float64 sums of 50,257 float32 probabilities are off by about 1e-12), without
-``torch.multinomial``'s exponential draw per vocabulary entry (on a CPU, 73 ms a step for 64 rows of
-GPT-2's vocabulary against 2 ms for the float32 CDF; `benchmarks/sampler.py`). Every step draws u for
+``torch.multinomial``'s exponential draw per vocabulary entry, which on a CPU costs several times
+more a step for GPT-2's vocabulary (`python -m benchmarks.sampler` prints both, and docs/benchmarks.md). Every step draws u for
 every row of the batch, finished or not, so a row's tokens depend only on the seed and on the row,
 not on when the other rows finish: the eager and the static loop draw the same tokens.
 """
@@ -59,12 +59,22 @@ def _positions(prompt_mask: torch.Tensor) -> torch.Tensor:
     return (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-@torch.no_grad()
 def decode(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, max_new_tokens: int, temperature: float,
            eos_id: int, pad_id: int, use_cache: bool = True, static: bool = False, step_fn=None) -> Decoded:
     """Sample up to ``max_new_tokens`` after left-padded prompts (B, P). ``static`` uses a preallocated
     cache and fixed shapes; ``step_fn`` replaces ``model`` for its decode steps (a compiled forward).
-    ``use_cache=False`` re-reads the whole prefix at every step (what the cache saves, benchmarks/ppo.py)."""
+    ``use_cache=False`` re-reads the whole prefix at every step (what the cache saves, benchmarks/ppo.py).
+
+    The loop runs in inference mode (no autograd bookkeeping on its many small operations); the
+    tensors it returns are copies made outside it, so that a training step may use them."""
+    with torch.inference_mode():
+        out = _decode(model, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id, pad_id, use_cache,
+                      static, step_fn)
+    return Decoded(out.tokens.clone(), out.logprobs.clone())
+
+
+def _decode(model, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id, pad_id, use_cache, static,
+            step_fn) -> Decoded:
     batch, width = prompt_ids.shape
     device = prompt_ids.device
     tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
@@ -76,12 +86,13 @@ def decode(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, max_new_t
     ids, mask, cache = prompt_ids, prompt_mask, None
     positions = _positions(prompt_mask)
     feed = ids
+    body, head = model.base_model, model.get_output_embeddings()   # the head on the last position only
     for t in range(max_new_tokens):
-        out = model(input_ids=feed, attention_mask=mask, position_ids=positions[:, -feed.shape[1]:],
-                    past_key_values=cache, use_cache=use_cache, logits_to_keep=1)
+        out = body(input_ids=feed, attention_mask=mask, position_ids=positions[:, -feed.shape[1]:],
+                   past_key_values=cache, use_cache=use_cache)
         cache = out.past_key_values if use_cache else None
         u = torch.rand(batch, device=device)[rows]
-        token, logp = sample_from_logits(out.logits[:, -1], temperature, u)
+        token, logp = sample_from_logits(head(out.last_hidden_state[:, -1]), temperature, u)
         token = torch.where(live, token, pad_id)
         tokens[rows, t], logprobs[rows, t] = token, torch.where(live, logp, 0.0)
         live = live & (token != eos_id)

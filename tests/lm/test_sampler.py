@@ -78,26 +78,27 @@ def test_without_the_cache_the_same_tokens_come_out(tiny):
     torch.testing.assert_close(runs[0].logprobs, runs[1].logprobs, atol=1e-5, rtol=0)
 
 
-def test_decode_steps_feed_one_token_keep_one_logit_and_drop_finished_rows(tiny):
-    """After the prompt, each forward sees (b, 1) new tokens and returns the last position's logits
-    only, and b shrinks once rows have ended: no (B, T, V) logits, no work on finished rows."""
+def test_decode_steps_feed_one_token_unembed_one_position_and_drop_finished_rows(tiny):
+    """After the prompt, each forward sees (b, 1) new tokens, the unembedding runs on the last position
+    only ((b, d) -> (b, V)), and b shrinks once rows have ended: no (B, T, V) logits, no work on
+    finished rows."""
     model, tok = tiny
-    calls = []
-
-    def spy(module, args, kwargs, output):
-        calls.append((tuple(kwargs["input_ids"].shape), kwargs.get("logits_to_keep"), tuple(output.logits.shape)))
-    handle = model.register_forward_hook(spy, with_kwargs=True)
+    feeds, heads = [], []
+    hooks = [model.base_model.register_forward_hook(lambda m, a, kw, o: feeds.append(tuple(kw["input_ids"].shape)),
+                                                    with_kwargs=True),
+             model.get_output_embeddings().register_forward_hook(lambda m, a, o: heads.append(tuple(o.shape)))]
     try:
         set_seed(0)
         s = sample(model, tok, [p.text for p in ReviewWorld(0).prompts(32)], max_new_tokens=48, temperature=0.7)
     finally:
-        handle.remove()
+        for h in hooks:
+            h.remove()
     assert s.finished.all()
-    assert all(keep == 1 and logits[1] == 1 for _, keep, logits in calls)
-    assert all(shape[1] == 1 for shape, _, _ in calls[1:])
-    batches = [shape[0] for shape, _, _ in calls]
+    assert all(len(shape) == 2 and shape[1] == len(tok) for shape in heads) and len(heads) == len(feeds)
+    assert all(shape[1] == 1 for shape in feeds[1:])
+    batches = [shape[0] for shape in feeds]
     assert batches[0] == 32 and batches[-1] < 32 and batches == sorted(batches, reverse=True)
-    assert len(calls) == int(s.completion_mask.sum(-1).max()), "the loop ends when the last row has ended"
+    assert len(feeds) == int(s.completion_mask.sum(-1).max()), "the loop ends when the last row has ended"
 
 
 def test_a_rows_tokens_do_not_depend_on_when_other_rows_finish(tiny):
