@@ -19,14 +19,11 @@ from __future__ import annotations
 import math
 import os
 import random
-import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm as auto_tqdm
-from tqdm.std import tqdm as text_tqdm
 
 PROFILE_ENV = "RLHF_LAB_PROFILE"
 MODEL_ENV = "RLHF_LAB_MODEL"
@@ -120,44 +117,6 @@ def adamw(params, lr: float, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, fused=True, **kwargs)
     except (RuntimeError, ValueError):   # a device without the fused kernel
         return torch.optim.AdamW(params, lr=lr, **kwargs)
-
-
-def progress_bar(iterable=None, **kwargs):
-    """A tqdm progress bar: a widget in a notebook (``tqdm.auto``), text in a terminal.
-
-    With ``RLHF_LAB_PROGRESS=text`` it is always text, on stdout: what `make execute` uses to commit
-    notebooks, since a widget's saved output shows its first frame (0%) on GitHub and in any viewer
-    without the live kernel, while text shows the bar's final state (``.ci/nbclean.py`` keeps only
-    the last frame of each line)."""
-    if os.environ.get("RLHF_LAB_PROGRESS") == "text":
-        kwargs.setdefault("file", sys.stdout)
-        kwargs.setdefault("ascii", False)
-        return text_tqdm(iterable, **kwargs)
-    return auto_tqdm(iterable, **kwargs)
-
-
-class DeviceScalars:
-    """A training loop's per-step numbers (0-d tensors), kept on the device and read in one wait
-    every ``every`` steps: ``.item()`` at every step would make the host wait for the device each
-    time. On a CPU every step is read (it costs nothing there, and a NaN stops the run at once)."""
-
-    def __init__(self, device, every: int = 25):
-        self.every = 1 if torch.device(device).type == "cpu" else every
-        self.pending: list[dict[str, torch.Tensor]] = []
-
-    def add(self, **values: torch.Tensor) -> list[dict[str, float]]:
-        """Keep one step's values; returns the steps read now, oldest first (none between reads)."""
-        self.pending.append({k: v.detach() for k, v in values.items()})
-        return self.read() if len(self.pending) >= self.every else []
-
-    def read(self) -> list[dict[str, float]]:
-        """Every kept step's values as floats, in one transfer."""
-        if not self.pending:
-            return []
-        keys = list(self.pending[0])
-        table = torch.stack([torch.stack([row[k].float() for k in keys]) for row in self.pending]).cpu().tolist()
-        self.pending.clear()
-        return [dict(zip(keys, row)) for row in table]
 
 
 class ConfigError(ValueError):
@@ -301,11 +260,11 @@ def get_profile(device: torch.device | str | None = None, verbose: bool = True) 
         why = f"chosen for device {dev.type}"
     base = os.environ.get(BASE_ENV, "").strip()
     if base:
-        profile = replace(profile, base_model=base)
+        profile = replace(profile, base_model=setting_path(base))
         why += f", base from {BASE_ENV}"
     model = os.environ.get(MODEL_ENV, "").strip()
     if model:
-        profile = replace(profile, model_name=model)
+        profile = replace(profile, model_name=setting_path(model))
         why += f", model from {MODEL_ENV}"
     smoke = os.environ.get(SMOKE_ENV, "").strip().lower()
     if smoke not in ("", "0", "1", "true", "false"):
@@ -340,6 +299,22 @@ def repo_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+def setting_path(value: str, always: bool = False) -> str:
+    """A folder named in a setting (``RLHF_LAB_BASE``, ``RLHF_LAB_MODEL``, ``RLHF_LAB_RUNS``), made absolute
+    so that it means the same folder from the CLI, a notebook kernel (which runs in notebooks/) and a
+    benchmark: a relative path is relative to the repository root, wherever the process runs. A
+    model name stays a name ("tiny", "gpt2", "openai-community/gpt2"): a value is a path when
+    ``always``, when it starts with ".", "/" or "~", when the root holds it, or when it starts with
+    runs/ or data/ (so that a missing one is reported where it was looked for)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    first = path.parts[0] if path.parts else ""
+    if always or value.startswith((".", "~")) or (repo_root() / path).exists() or first in ("runs", "data"):
+        return str((repo_root() / path).resolve())
+    return value
+
+
 def data_dir() -> Path:
     """The shipped, read-only data folder (embedded models, simulated labels)."""
     return repo_root() / "data"
@@ -347,7 +322,7 @@ def data_dir() -> Path:
 
 def runs_dir(*parts: str, create: bool = True) -> Path:
     """Where the course writes: ``$RLHF_LAB_RUNS`` or ``<repo>/runs`` (git-ignored)."""
-    base = Path(os.environ.get(RUNS_ENV) or repo_root() / "runs").expanduser()
+    base = Path(setting_path(os.environ.get(RUNS_ENV, "").strip() or "runs", always=True))
     path = base.joinpath(*parts)
     if create:
         path.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from rlhf_lab import __version__
-from rlhf_lab.config import get_device, progress_bar, set_seed
+from rlhf_lab.config import get_device, set_seed
+from rlhf_lab.utils.progress import progress_bar
 from rlhf_lab.labels.preferences import LabelTask, make_record, sample_for_labeling, to_pairs
 from rlhf_lab.labels.store import PreferenceRecord
 from rlhf_lab.lm.models import load_model, resolve

@@ -30,7 +30,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.utils import logging as hf_logging
 
-from rlhf_lab.config import data_dir
+from rlhf_lab.config import data_dir, repo_root
 from rlhf_lab.lm.tokens import PAD, ensure_pad_token
 from rlhf_lab.utils.artefacts import LOADS, atomic_dir, read_json, recover
 from rlhf_lab.utils.cards import model_card, records_sha256
@@ -83,6 +83,8 @@ def resolve(name: str) -> tuple[str, str]:
     if name in SHIPPED or name in SHIPPED_REWARD_MODELS:
         return "shipped", str(data_dir() / "models" / SHIPPED.get(name, name))
     path = Path(name).expanduser()
+    if name and not path.is_absolute() and not path.exists() and (repo_root() / path).exists():
+        path = repo_root() / path   # "runs/..." from a notebook kernel, which runs in notebooks/
     if name and not path.exists():
         recover(path)   # a save killed between its two renames (systems without an atomic exchange)
     if path.is_dir():

@@ -26,8 +26,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from rlhf_lab import __version__
 from rlhf_lab.utils.artefacts import atomic_dir, check_writable
-from rlhf_lab.config import (ConfigError, DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed,
-                             validate_config)
+from rlhf_lab.config import ConfigError, adamw, bf16_autocast, get_device, set_seed, validate_config
+from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
 from rlhf_lab.lm.packing import sender
 from rlhf_lab.utils.cards import texts_sha256

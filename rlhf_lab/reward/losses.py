@@ -34,7 +34,7 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, on_device: bool = 
     RewardTrainer logs the same quantities as ``accuracy`` and ``margin`` (with ``min_reward``,
     ``mean_reward`` and ``max_reward`` over all rewards of the batch); read these names side by side
     when comparing with it. Floats, or 0-d tensors on the device with ``on_device`` (a training loop
-    reads them in batches, `config.DeviceScalars`).
+    reads them in batches, `utils.progress.DeviceScalars`).
     """
     loss = -F.logsigmoid(r_chosen - r_rejected).mean()
     return loss, _metrics(r_chosen, r_rejected, on_device)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
+from rlhf_lab.config import adamw, bf16_autocast, get_device, set_seed, validate_config
+from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.labels.store import ranking_to_pairs
 from rlhf_lab.labels.preferences import split_by_prompt
 from rlhf_lab.lm.packing import sender

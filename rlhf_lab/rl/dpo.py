@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed, validate_config
+from rlhf_lab.config import adamw, bf16_autocast, get_device, set_seed, validate_config
+from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.labels.preferences import split_by_prompt, to_pairs
 from rlhf_lab.lm.generation import encode_prompts, sequence_logprob, token_logprobs
 from rlhf_lab.lm.models import context_length, freeze, load_model
@@ -49,7 +50,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     Returns (mean loss, metrics) with TRL's names: rewards/chosen and rewards/rejected (mean implicit
     rewards beta log pi/pi_ref), rewards/margins (their mean difference), rewards/accuracies (fraction
     of pairs whose chosen completion has the larger implicit reward): floats, or 0-d tensors left on
-    the device with ``on_device`` (a training loop reads them in batches, `config.DeviceScalars`).
+    the device with ``on_device`` (a training loop reads them in batches, `utils.progress.DeviceScalars`).
 
     IPO here is Azar et al.'s eq. 17 on the log-probs given: (h - 1 / (2 beta))^2 with h the difference
     of the two log-ratios. TRL 1.16's ``loss_type="ipo"`` divides each completion's log-ratio by its

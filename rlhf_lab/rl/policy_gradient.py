@@ -33,7 +33,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab.config import progress_bar, set_seed, validate_config
+from rlhf_lab.config import set_seed, validate_config
+from rlhf_lab.utils.progress import progress_bar
 from rlhf_lab.lm.generation import Samples, sample, sequence_logprob, token_logprobs
 from rlhf_lab.utils.guard import check_parameters, check_step
 from rlhf_lab.world.reviews import Prompt, judge_many

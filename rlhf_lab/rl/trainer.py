@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from rlhf_lab.config import DeviceScalars, adamw, bf16_autocast, get_device, progress_bar, set_seed
+from rlhf_lab.config import adamw, bf16_autocast, get_device, set_seed
+from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.lm.generation import sample
 from rlhf_lab.lm.models import freeze, load_model
 from rlhf_lab.reward.model import load_reward_model

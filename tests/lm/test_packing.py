@@ -135,7 +135,7 @@ def test_dpo_without_shuffle_ignores_the_seed():
 
 
 def test_device_scalars_read_in_batches_off_the_cpu():
-    from rlhf_lab.config import DeviceScalars
+    from rlhf_lab.utils.progress import DeviceScalars
 
     cpu = DeviceScalars("cpu")
     assert cpu.add(loss=torch.tensor(1.5)) == [{"loss": 1.5}]         # a CPU reads every step

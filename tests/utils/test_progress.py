@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from rlhf_lab.config import progress_bar, repo_root
+from rlhf_lab.config import repo_root
+from rlhf_lab.utils.progress import progress_bar
 
 
 def nbclean():
