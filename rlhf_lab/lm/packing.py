@@ -219,6 +219,23 @@ def packed_logps(model, batch: PackedBatch, reduction: str = "sum", temperature:
     return out / batch.lengths if reduction == "mean" else out
 
 
+def packed_lm_loss(model, rows: list[tuple[list[int], list[int]]], pad_id: int, device) -> torch.Tensor:
+    """Mean next-token cross-entropy of pre-training or SFT rows ``(ids, loss_mask)``, packed: no padding.
+
+    A row's loss covers its tokens from the first with loss_mask 1 (never the row's first token,
+    which nothing predicts) to its end, as `rlhf_lab.lm.pretrain.lm_loss` on the padded batch does;
+    the tokens before them are the continuation's prompt. Several rows share a packed row, each
+    attending to itself only, so a batch of short reviews costs its tokens, not rows x the longest.
+    """
+    groups = []
+    for ids, mask in rows:
+        first = max(1, next((i for i, m in enumerate(mask) if m), len(ids)))
+        if first < len(ids):
+            groups.append((ids[:first], [ids[first:]]))
+    batch = pack(groups, pad_id, device)
+    return -packed_logps(model, batch).sum() / len(batch.token_row)
+
+
 class TokenCache:
     """Tokenise each distinct string once (a prompt is shared by many pairs; epochs repeat them)."""
 

@@ -29,7 +29,7 @@ from rlhf_lab.utils.artefacts import atomic_dir, check_writable
 from rlhf_lab.config import ConfigError, adamw, bf16_autocast, get_device, set_seed, validate_config
 from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.lm.gpt2_bpe import gpt2_tokenizer
-from rlhf_lab.lm.packing import sender
+from rlhf_lab.lm.packing import packed_lm_loss, sender
 from rlhf_lab.utils.cards import texts_sha256
 from rlhf_lab.lm.tokens import PAD, train_tokenizer
 from rlhf_lab.lm.models import context_length, count_parameters, load_model, policy_card
@@ -221,7 +221,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     @torch.no_grad()
     def evaluate() -> float:
         model.eval()
-        losses = [lm_loss(model, *pad_batch(val_rows[i:i + 64], tokenizer.pad_token_id, device)).item()
+        losses = [packed_lm_loss(model, val_rows[i:i + 64], tokenizer.pad_token_id, device).item()
                   for i in range(0, len(val_rows), 64)]
         model.train()
         return sum(losses) / len(losses)
@@ -240,7 +240,7 @@ def _fit(model, tokenizer, train_rows, val_rows, cfg, desc: str, progress: bool)
     for step in bar:
         idx = torch.randint(len(train_rows), (cfg.batch_size,), generator=gen).tolist()
         with bf16_autocast(device):   # bf16 matmuls on a GPU; lm_loss's log-softmax stays float32
-            loss = lm_loss(model, *pad_batch([train_rows[i] for i in idx], tokenizer.pad_token_id, device))
+            loss = packed_lm_loss(model, [train_rows[i] for i in idx], tokenizer.pad_token_id, device)   # no padding
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)

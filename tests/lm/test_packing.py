@@ -180,3 +180,21 @@ def test_last_block_at_the_read_positions_equals_the_full_forward(inverse_layer_
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[n], atol=1e-5, rtol=1e-4, msg=n)
     assert len(model.h) == 3 and not isinstance(model.ln_f, torch.nn.Identity)   # the model is restored
+
+
+def test_the_packed_lm_loss_is_the_padded_one(tiny):
+    """Pre-training rows (every token after the first) and SFT rows (the demonstration and its EOS):
+    the packed loss equals lm_loss on the right-padded batch, with fewer positions forwarded."""
+    from rlhf_lab.lm.packing import packed_lm_loss
+    from rlhf_lab.lm.pretrain import lm_loss, pad_batch, tokenise_for_lm
+    from rlhf_lab.world.reviews import ReviewWorld
+
+    model, tok = tiny
+    world = ReviewWorld(0)
+    demos = world.demonstrations(6)
+    for rows in (tokenise_for_lm(tok, [], world.corpus(6), 128),
+                 tokenise_for_lm(tok, [p.text for p, _ in demos], [d for _, d in demos], 128)):
+        with torch.no_grad():
+            padded = lm_loss(model, *pad_batch(rows, tok.pad_token_id, "cpu"))
+            packed = packed_lm_loss(model, rows, tok.pad_token_id, "cpu")
+        torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)

@@ -57,7 +57,7 @@ def test_sft_loss_counts_only_the_demonstration():
 
 
 def test_nan_loss_stops_with_a_clear_message(monkeypatch):
-    monkeypatch.setattr(pt, "lm_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(pt, "packed_lm_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(FloatingPointError, match="loss is nan at step 1 of 30.*Nothing was saved"):
         pt.pretrain(pt.PretrainConfig.demo(), progress=False)
 
