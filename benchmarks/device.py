@@ -22,7 +22,9 @@ profile table in profile.txt; summary.txt at the end says what ran and what was 
    with a compiled decode step at 64 and 512;
 5. reward_model, ppo (the gpu preset, peak memory with the shared and with a separate critic),
    group (GRPO, RLOO), dpo;
-6. profile: one PPO iteration under torch.profiler, the top kernels by time.
+6. profile: one PPO iteration under torch.profiler, the top kernels by time;
+7. course_ppo: notebook 05's heaviest cell, PPO at the gpu preset, for the time that is left
+   (its figures saved every 10 iterations).
 
 ``--smoke`` runs the same steps at smoke sizes on the CPU (a two-layer GPT-2-vocabulary base): what
 CI runs in an environment built like the machine's (tests/test_device.py).
@@ -37,15 +39,15 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = ("env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile")
+STEPS = ("env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile", "course_ppo")
 NEEDS = {"env": 20, "base": 60, "chain": 120, "generation": 60, "reward_model": 40, "ppo": 60, "group": 60,
-         "dpo": 40, "profile": 40}
+         "dpo": 40, "profile": 40, "course_ppo": 30}
 """Seconds a step needs at least to be worth starting on a GPU; with less left it is skipped."""
 MARGIN = 15
 """Seconds kept back at the end for the summary."""
 
 
-def _merge(out: Path, name: str, value) -> None:
+def merge(out: Path, name: str, value) -> None:
     """Add one step's figures to results.json (atomically: a killed step leaves the file as it was)."""
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -69,8 +71,8 @@ def run_step(name: str, out: Path, state: Path, smoke: bool) -> None:
     t = time.perf_counter()
     value = getattr(device_steps, name)(out=out, state=state, smoke=smoke)
     value = {**value, "wall_s": round(time.perf_counter() - t, 1)}
-    _merge(out, name, value)
-    _merge(out, f"imports_{name}", _imports())
+    merge(out, name, value)
+    merge(out, f"imports_{name}", _imports())
 
 
 def orchestrate(out: Path, state: Path, budget: float, smoke: bool, only: list[str] | None) -> list[tuple]:
@@ -92,9 +94,10 @@ def orchestrate(out: Path, state: Path, budget: float, smoke: bool, only: list[s
             with open(out / "log.txt", "a") as log:
                 log.write(f"\n===== {name} =====\n")
                 log.flush()
+                env = {**os.environ, "DEVICE_STEP_DEADLINE": str(time.time() + left - 5)}   # for steps that can stop early
                 try:
                     rc = subprocess.run(cmd + (["--smoke"] if smoke else []), stdout=log, stderr=subprocess.STDOUT,
-                                        timeout=left).returncode
+                                        timeout=left, env=env).returncode
                     status = "ok" if rc == 0 else f"failed (exit {rc}; see log.txt)"
                 except subprocess.TimeoutExpired:
                     status = f"stopped at the deadline after {left:.0f} s"
@@ -114,7 +117,7 @@ def summary(out: Path, rows: list[tuple], budget: float) -> str:
              *(f"  {n:14s} {s:7.1f} s  {st}" for n, s, st in rows)]
     skipped = [n for n, _, st in rows if st != "ok"]
     lines.append("not measured: " + (", ".join(skipped) if skipped else "nothing") +
-                 "; the notebooks' heaviest cells are not run by this script (run `make test` with the gpu profile)")
+                 "; of the notebooks, only 05's PPO run is here (the others need jupyter: `make test` on the gpu profile)")
     text = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(text)
     return text

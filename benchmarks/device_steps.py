@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -163,3 +164,30 @@ def profile(out: Path, state: Path, smoke: bool) -> dict:
     key = "cuda_time_total" if cuda else "cpu_time_total"
     (out / "profile.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=40))
     return {"iteration_s": row["time/iteration"], "sorted_by": key}
+
+
+def course_ppo(out: Path, state: Path, smoke: bool) -> dict:
+    """Notebook 05's heaviest cell as a script: PPO at the gpu preset on the chain, as many of its
+    iterations as the time left allows (it stops two iterations' time before the deadline), the
+    figures merged into results.json every 10 iterations (a step killed keeps what it had measured)."""
+    from .device import merge
+
+    set_seed(0)
+    cfg = _ppo_config(smoke)
+    trainer = PPOTrainer(cfg, ReviewWorld(0).prompts(2048, kind="mixed", split="train"))
+    done, deadline = {}, float(os.environ.get("DEVICE_STEP_DEADLINE", "inf"))
+    for i in range(2 if smoke else cfg.iterations):
+        rows = trainer.history.rows
+        if rows and time.time() + 2 * statistics.median(r["time/iteration"] for r in rows) > deadline:
+            break   # stop cleanly before the run's deadline, with what was measured
+        trainer.iteration()
+        if (i + 1) % 10 == 0 or smoke:
+            rows = trainer.history.rows
+            done = {"iterations": len(rows), "of": cfg.iterations, "batch": cfg.batch_size,
+                    "median_iteration_s": statistics.median(r["time/iteration"] for r in rows),
+                    "first": {k: rows[0][k] for k in ("objective/scores", "objective/gold", "objective/kl")},
+                    "last": {k: rows[-1][k] for k in ("objective/scores", "objective/gold", "objective/kl")}}
+            merge(out, "course_ppo", {**done, "partial": True})
+    rows = trainer.history.rows
+    return {**done, "iterations": len(rows), "median_iteration_s": statistics.median(r["time/iteration"] for r in rows),
+            "partial": len(rows) < cfg.iterations}

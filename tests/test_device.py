@@ -66,7 +66,8 @@ def test_the_device_run_works_in_an_environment_like_the_machines(image_like, tm
     log = (out / "log.txt").read_text() if (out / "log.txt").exists() else ""
     assert result.returncode == 0, result.stdout + result.stderr + log[-4000:]
     rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
-    assert [r[0] for r in rows] == ["env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile"]
+    assert [r[0] for r in rows] == ["env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile",
+                                    "course_ppo"]
     assert all(r[2] == "ok" for r in rows), rows
     results = json.loads((out / "results.json").read_text())
     assert results["env"]["transformers"] == IMAGE_TRANSFORMERS.split("==")[1]
@@ -75,6 +76,8 @@ def test_the_device_run_works_in_an_environment_like_the_machines(image_like, tm
     assert results["generation"]["batches"]["4"]["sampler"]["new_tokens_per_s"] > 0
     assert results["ppo"]["shared"]["episodes_per_s"] > 0 and results["ppo"]["separate"]["value_model"] == "separate"
     assert "aten::" in (out / "profile.txt").read_text()
+    ppo_run = results["course_ppo"]   # notebook 05's PPO run: 2 of the preset's 100 iterations at smoke sizes
+    assert ppo_run["iterations"] == 2 and ppo_run["partial"] is True and "objective/gold" in ppo_run["last"]
     allowed = allowed_distributions()
     for step in (r[0] for r in rows):
         foreign = {_normal(d) for d in results[f"imports_{step}"]} - allowed
