@@ -143,9 +143,12 @@ def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperatu
         texts = [p.text for p in prompts[i:i + batch_size]]
         s = sample(policy, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature, device=device)
         start = s.prompt_ids.shape[1]
+        # both log-probs from the same full forward, so that the reference against itself is exactly 0
+        # (the sampler's own, from the KV cache, differ from a full forward's by float rounding)
+        own = token_logprobs(policy, s.input_ids, s.attention_mask, start, temperature)
         ref = token_logprobs(reference, s.input_ids, s.attention_mask, start, temperature)
         completions += s.completions
-        kls += ((s.logprobs - ref) * s.completion_mask).sum(-1).tolist()
+        kls += ((own - ref) * s.completion_mask).sum(-1).tolist()
         lengths += s.completion_mask.sum(-1).tolist()
         finished += s.finished.tolist()
     golds = judge_many(prompts, completions)

@@ -42,7 +42,7 @@ def with_steps(cfg, steps: int):
     the run (200 of 3,000 becomes 20 of 300), validation happens at least at the end, and pre-training
     builds only the documents the steps can draw (``steps x batch_size``, at most the preset's)."""
     if steps < 1:
-        raise ConfigError(f"steps must be at least 1, got {steps}")
+        raise ConfigError(f"{type(cfg).__name__}.steps must be at least 1, got {steps}")
     scaled = {"steps": steps, "warmup": round(cfg.warmup * steps / cfg.steps), "eval_every": min(cfg.eval_every, steps)}
     if hasattr(cfg, "n_docs"):
         scaled["n_docs"] = min(cfg.n_docs, steps * cfg.batch_size)

@@ -123,13 +123,29 @@ class RewardModel(nn.Module):
         return left_pad(rows, self.tokenizer.pad_token_id, self.device)
 
     def score(self, prompts: list[str], completions: list[str], batch_size: int = 64) -> torch.Tensor:
-        """r_phi(x, y) for each (prompt, completion), in eval mode without gradients. Returns (N,) on CPU."""
+        """r_phi(x, y) for each (prompt, completion), in eval mode without gradients. Returns (N,) on CPU.
+
+        Packed (`forward_packed`): the completions of one prompt in a batch (a GRPO group's K, a
+        labelling task's) share one forward of the prompt, and the last block runs at each
+        completion's last token only; the rewards are `forward`'s on padded rows up to float rounding."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions: one prompt per completion")
         was_training = self.training
         self.eval()
-        out = []
+        tokens, out = self.token_caches(), []
+        context = context_length(self.backbone.config)
         with torch.no_grad():
             for i in range(0, len(prompts), batch_size):
-                out.append(self(*self.encode(prompts[i:i + batch_size], completions[i:i + batch_size])).cpu())
+                groups: dict[str, list[int]] = {}                 # prompt -> its completions' places, in order
+                for j, (p, c) in enumerate(zip(prompts[i:i + batch_size], completions[i:i + batch_size])):
+                    if len(tokens[0](p)) + len(tokens[1](c)) > context:
+                        raise ValueError(f"prompt + completion {i + j} is {len(tokens[0](p)) + len(tokens[1](c))} "
+                                         f"tokens, over the reward model's context of {context}: {(p + c)[:60]!r}...")
+                    groups.setdefault(p, []).append(j)
+                rewards = self.forward_packed(self.pack([(p, [completions[i + j] for j in js])
+                                                         for p, js in groups.items()], tokens)).float().cpu()
+                order = torch.tensor([j for js in groups.values() for j in js])
+                out.append(torch.empty_like(rewards).index_copy_(0, order, rewards))
         self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0)
 

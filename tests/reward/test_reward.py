@@ -117,6 +117,19 @@ def test_reward_is_the_same_whatever_the_padding_side_and_batch(rm):
     tok.padding_side = "left"
 
 
+def test_score_packs_a_prompts_completions_and_keeps_their_order(rm):
+    """score() forwards each prompt once for all its completions (interleaved here, across two
+    batches): the rewards are the padded forward's, in the order they were asked for."""
+    prompts = ["The plot is", "The acting is", "The plot is", "The score is", "The acting is"]
+    completions = [" good.", " wooden.", " a mess of twists.", " haunting.", " superb."]
+    with torch.no_grad():
+        padded = rm(*rm.encode(prompts, completions))
+    torch.testing.assert_close(rm.score(prompts, completions), padded, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rm.score(prompts, completions, batch_size=2), padded, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="5 prompts but 4 completions"):
+        rm.score(prompts, completions[:4])
+
+
 def test_head_init_and_scalar_output(rm):
     n_emb = rm.backbone.config.hidden_size
     assert rm.head.weight.shape == (1, n_emb) and rm.head.bias.item() == 0.0
