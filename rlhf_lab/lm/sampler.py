@@ -111,12 +111,24 @@ def _decode(model, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id,
     return Decoded(tokens, logprobs)
 
 
+def _static_cache(model, batch: int, length: int, device) -> StaticCache:
+    """A static KV cache for (batch, length), made once per shape and model and emptied for each call:
+    a CUDA graph replays on the same cache tensors, so a fresh cache per call would be captured anew."""
+    caches = model.__dict__.setdefault("_rlhf_lab_static_caches", {})
+    key = (batch, length, str(device), torch.is_autocast_enabled(torch.device(device).type))
+    if key in caches:
+        caches[key].reset()
+    else:
+        caches[key] = StaticCache(config=model.config, max_cache_len=length)
+    return caches[key]
+
+
 def _decode_static(model, step_fn, prompt_ids, prompt_mask, tokens, logprobs, temperature, eos_id) -> Decoded:
     """The static-shape loop: a cache and a mask of P + T columns allocated once; every decode step
     feeds (B, 1) tokens at one cache position, the same shapes each time."""
     batch, width = prompt_ids.shape
     steps, device = tokens.shape[1], prompt_ids.device
-    cache = StaticCache(config=model.config, max_cache_len=width + steps)
+    cache = _static_cache(model, batch, width + steps, device)
     mask = torch.zeros((batch, width + steps), dtype=prompt_mask.dtype, device=device)
     mask[:, :width] = prompt_mask
     positions = _positions(prompt_mask)

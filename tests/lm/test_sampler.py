@@ -65,6 +65,9 @@ def test_the_eager_and_the_static_loop_draw_the_same_tokens(tiny):
         out[static] = decode(model, ids, mask, 32, 0.7, tok.eos_token_id, tok.pad_token_id, static=static)
     assert torch.equal(out[False].tokens, out[True].tokens)
     torch.testing.assert_close(out[False].logprobs, out[True].logprobs, atol=1e-5, rtol=0)
+    set_seed(5)   # the static cache is kept for the shape and emptied: a second call draws the same
+    again = decode(model, ids, mask, 32, 0.7, tok.eos_token_id, tok.pad_token_id, static=True)
+    assert torch.equal(again.tokens, out[True].tokens) and torch.equal(again.logprobs, out[True].logprobs)
 
 
 def test_without_the_cache_the_same_tokens_come_out(tiny):
