@@ -18,12 +18,12 @@ profile table in profile.txt; summary.txt at the end says what ran and what was 
 1. env: the GPU, its bf16 support, the versions;
 2. base: the offline GPT-2-shaped base (`rlhf-lab pretrain --size gpt2`, ``--pretrain-steps``);
 3. chain: the gpu course's chain at its real sizes: SFT, simulated labels, reward model (`course.prepare`);
-4. generation: the sampler against transformers' generate at batch 1, 64, 512; the static cache
-   with a compiled decode step at 64 and 512;
+4. generation: the sampler against transformers' generate at batch 1, 64, 512;
 5. reward_model, ppo (the gpu preset, peak memory with the shared and with a separate critic),
    group (GRPO, RLOO), dpo;
 6. profile: one PPO iteration under torch.profiler, the top kernels by time;
-7. course_ppo: notebook 05's heaviest cell, PPO at the gpu preset, for the time that is left
+7. compiled: the static cache with a compiled decode step (CUDA graphs) at batch 64 and 512;
+8. course_ppo: notebook 05's heaviest cell, PPO at the gpu preset, for the time that is left
    (its figures saved every 10 iterations).
 
 ``--smoke`` runs the same steps at smoke sizes on the CPU (a two-layer GPT-2-vocabulary base): what
@@ -39,9 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = ("env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile", "course_ppo")
+STEPS = ("env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile", "compiled", "course_ppo")
 NEEDS = {"env": 20, "base": 60, "chain": 120, "generation": 60, "reward_model": 40, "ppo": 60, "group": 60,
-         "dpo": 40, "profile": 40, "course_ppo": 30}
+         "dpo": 40, "profile": 40, "compiled": 90,
+         "course_ppo": 30}
 """Seconds a step needs at least to be worth starting on a GPU; with less left it is skipped."""
 MARGIN = 15
 """Seconds kept back at the end for the summary."""
