@@ -18,7 +18,8 @@ profile table in profile.txt; summary.txt at the end says what ran and what was 
 1. env: the GPU, its bf16 support, the versions;
 2. base: the offline GPT-2-shaped base (`rlhf-lab pretrain --size gpt2`, ``--pretrain-steps``);
 3. chain: the gpu course's chain at its real sizes: SFT, simulated labels, reward model (`course.prepare`);
-4. generation: the sampler against transformers' generate at batch 1, 64, 512;
+4. generation: the sampler against transformers' generate at batch 1, 64, 512; attention: the
+   sampler with cuDNN's attention allowed and forbidden (`benchmarks.attention`);
 5. reward_model, ppo (the gpu preset, peak memory with the shared and with a separate critic),
    group (GRPO, RLOO), dpo;
 6. profile: one PPO iteration under torch.profiler, the top kernels by time;
@@ -39,8 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = ("env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile", "compiled", "course_ppo")
-NEEDS = {"env": 20, "base": 60, "chain": 120, "generation": 60, "reward_model": 40, "ppo": 60, "group": 60,
+STEPS = ("env", "base", "chain", "generation", "attention", "reward_model", "ppo", "group", "dpo", "profile", "compiled", "course_ppo")
+NEEDS = {"env": 20, "base": 60, "chain": 120, "generation": 60, "attention": 45, "reward_model": 40, "ppo": 60, "group": 60,
          "dpo": 40, "profile": 40, "compiled": 90,
          "course_ppo": 30}
 """Seconds a step needs at least to be worth starting on a GPU; with less left it is skipped."""

@@ -27,6 +27,7 @@ from rlhf_lab.rl.ppo_trainer import PPOTrainer
 from rlhf_lab.world.reviews import ReviewWorld
 
 from . import device_name, sync
+from . import attention as attention_bench
 from . import dpo as dpo_bench
 from . import group as group_bench
 from . import reward_model as rm_bench
@@ -93,6 +94,14 @@ def generation(out: Path, state: Path, smoke: bool) -> dict:
     device = _device()
     batches, repeats, tokens = ((1, 4), 1, 8) if smoke else ((1, 64, 512), 3, 48)
     return sampler_bench.run(sft, batches, repeats, tokens, device, ppo=_ppo_config(smoke))
+
+
+def attention(out: Path, state: Path, smoke: bool) -> dict:
+    """The sampler with cuDNN attention allowed and forbidden (the kit forbids it on CUDA), new prompts each
+    round as in RL, on the SFT model (`benchmarks.attention`)."""
+    _, sft, _ = _chain()
+    sizes = dict(batches=(2,), repeats=1, new_tokens=4) if smoke else dict(batches=(128, 512), repeats=3)
+    return attention_bench.run(sft, device=_device(), **sizes)
 
 
 def compiled(out: Path, state: Path, smoke: bool) -> dict:

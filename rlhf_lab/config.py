@@ -62,6 +62,9 @@ def get_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
         device = torch.device("cpu")
     if device.type == "cuda":   # TF32 tensor cores for the float32 matmuls left outside bf16 autocast
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        # cuDNN's attention builds a plan per shape (2.5 ms of CPU per call on an H200, half a PPO
+        # iteration: every decode step is a new key length); the flash and memory-efficient kernels don't
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if verbose and _printed_device != str(device):
         threads = torch.get_num_threads()
         name = (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -66,7 +66,7 @@ def test_the_device_run_works_in_an_environment_like_the_machines(image_like, tm
     log = (out / "log.txt").read_text() if (out / "log.txt").exists() else ""
     assert result.returncode == 0, result.stdout + result.stderr + log[-4000:]
     rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
-    assert [r[0] for r in rows] == ["env", "base", "chain", "generation", "reward_model", "ppo", "group", "dpo", "profile",
+    assert [r[0] for r in rows] == ["env", "base", "chain", "generation", "attention", "reward_model", "ppo", "group", "dpo", "profile",
                                     "compiled", "course_ppo"]
     assert all(r[2] == "ok" for r in rows), rows
     results = json.loads((out / "results.json").read_text())
