@@ -9,13 +9,14 @@ STAMP  := $(VENV)/.rlhf-lab-installed
 # -n auto --dist loadfile: a worker per core, notebooks first and 05 with 06 in order (tests/conftest.py)
 TEST_CMD := $(PY) -m pytest tests notebooks -n auto --dist loadfile --nbval-lax --nbval-current-env --durations=25
 
-.PHONY: install lab test unit notebooks execute sample models device-wheels clean help
+.PHONY: install lab test unit notebooks execute screenshot sample models device-wheels clean help
 
 help:
 	@echo "make lab    install (first time) and open the course in JupyterLab"
 	@echo "make test   install (first time) and run every test and notebook"
 	@echo "make unit   unit tests only;  make notebooks   nbval only"
 	@echo "make execute  re-run the notebooks (or NB=notebooks/05_ppo_kl.ipynb) and save their outputs to commit"
+	@echo "make screenshot  retake notebook 02's picture of the ranker (headless Chromium)"
 	@echo "make models rebuild the shipped models and labels into data/ (about 7 min on 2 cores)"
 
 $(PY):
@@ -45,12 +46,17 @@ notebooks: install
 # default threads, as a student's run. (`make test` runs the kernels on one thread: the numbers differ
 # in detail, and the checked lines are claims that hold on both, tests/conftest.py.)
 NB ?= notebooks/*.ipynb
+# notebook 02's picture of the ranker, retaken from the widget as it is (the browser test takes it)
+screenshot: install
+	RLHF_LAB_SCREENSHOT=/tmp/rlhf-lab-ranker.png $(PY) -m pytest tests/labels/test_browser.py -q
+	$(PY) .ci/attach_screenshot.py /tmp/rlhf-lab-ranker.png
+
 execute: install
 	runs=$$(mktemp -d) && for nb in $(NB); do \
 	  env -u RLHF_LAB_PROFILE -u RLHF_LAB_SMOKE -u RLHF_LAB_BASE -u RLHF_LAB_MODEL RLHF_LAB_RUNS=$$runs \
 	    RLHF_LAB_PROGRESS=text $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=1800 $$nb || exit 1; done
-	$(PY) .ci/nbclean.py $(NB)
+	    --ExecutePreprocessor.timeout=1800 $$nb || exit 1; done; \
+	RLHF_LAB_RUNS=$$runs $(PY) .ci/nbclean.py $(NB)
 
 sample: install
 	$(VENV)/bin/rlhf-lab sample --n 8

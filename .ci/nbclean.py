@@ -10,9 +10,13 @@
   cell's ``execution`` timing metadata goes;
 * text progress bars (``RLHF_LAB_PROGRESS=text``) redraw a line with carriage returns; a viewer
   without a terminal shows every frame, so each line keeps only the text after its last ``\\r``:
-  the bar's final state.
+  the bar's final state;
+* the scratch runs folder that `make execute` gives the notebooks (``$RLHF_LAB_RUNS``) is written
+  ``runs`` in the outputs: the committed outputs are a run with the default runs folder, and a
+  message that names a file there reads as a student with the default settings will see it.
 """
 import json
+import os
 import platform
 import sys
 
@@ -21,6 +25,10 @@ METADATA = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "
                               "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
                               "pygments_lexer": "ipython3", "version": platform.python_version()}}
 """What ipykernel reports for this interpreter (the one that runs the notebooks: `make execute` uses .venv)."""
+
+
+SCRATCH_RUNS = os.path.realpath(os.environ["RLHF_LAB_RUNS"]) if os.environ.get("RLHF_LAB_RUNS") else ""
+"""The runs folder the notebooks ran with (`make execute` sets it), shown as ``runs`` in the outputs."""
 
 
 def last_frames(text: str) -> str:
@@ -49,6 +57,12 @@ def clean(path: str) -> None:
         for out in merged:
             if out.get("output_type") == "stream":
                 out["text"] = last_frames("".join(out["text"])).splitlines(keepends=True)
+            if SCRATCH_RUNS:
+                for key in ("text",) if "text" in out else ():
+                    out[key] = [line.replace(SCRATCH_RUNS, "runs") for line in out[key]]
+                for mime, value in out.get("data", {}).items():
+                    if mime.startswith("text/") and isinstance(value, list):
+                        out["data"][mime] = [line.replace(SCRATCH_RUNS, "runs") for line in value]
         if "outputs" in cell:
             cell["outputs"] = merged
     with open(path, "w") as f:

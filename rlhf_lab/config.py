@@ -282,16 +282,20 @@ def get_profile(device: torch.device | str | None = None, verbose: bool = True) 
 
 
 def short_path(path) -> str:
-    """A name as given ("tiny", "gpt2"), a path under the runs folder as runs/..., one under the
-    repository as data/... (or wherever it is there): what notebooks and commands print, so that
-    their outputs show no home folder and read the same on every machine."""
+    """A name as given ("tiny", "gpt2"), a path under the default runs folder as runs/..., one under
+    the repository as data/... (or wherever it is there): what notebooks and commands print, so that
+    their outputs show no home folder and read the same on every machine. Where ``$RLHF_LAB_RUNS``
+    moved the runs folder, its paths are printed whole: a message names the file where it went."""
     text = str(path)
-    try:   # runs first: $RLHF_LAB_RUNS may lie outside the repository
-        return str(Path("runs") / Path(text).relative_to(runs_dir(create=False)))
-    except ValueError:
-        pass
+    root = repo_root()
+    if Path(text).is_absolute() and runs_dir(create=False).resolve() != (root / "runs").resolve():
+        try:
+            Path(text).resolve().relative_to(runs_dir(create=False).resolve())
+            return str(Path(text).resolve())
+        except ValueError:
+            pass
     try:
-        return str(Path(text).relative_to(repo_root())) if Path(text).is_absolute() else text
+        return str(Path(text).relative_to(root)) if Path(text).is_absolute() else text
     except ValueError:
         return text
 
@@ -330,3 +334,4 @@ def runs_dir(*parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+

@@ -208,8 +208,8 @@ def reward_labels(profile: Profile, labels=None, min_own: int = 20) -> tuple[lis
 
 
 def short(path) -> str:
-    """A name as given, a path under the runs folder as runs/..., one under the repository as data/...:
-    what notebooks print, so that their outputs show no home folder (`rlhf_lab.config.short_path`)."""
+    """A name as given, a path under the default runs folder as runs/... (whole where $RLHF_LAB_RUNS moved
+    it), one under the repository as data/...: what notebooks print (`rlhf_lab.config.short_path`)."""
     return short_path(path)
 
 

@@ -78,7 +78,14 @@ def test_runs_dir_is_configurable(tmp_path, monkeypatch):
 
 def test_short_path_hides_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHF_LAB_RUNS", str(tmp_path / "runs"))
-    assert short_path(tmp_path / "runs" / "gpu" / "sft") == "runs/gpu/sft"        # $RLHF_LAB_RUNS, wherever it is
+    moved = tmp_path / "runs" / "gpu" / "sft"       # $RLHF_LAB_RUNS moved the runs folder: the real path
+    assert short_path(moved) == str(moved.resolve())
     assert short_path(repo_root() / "data" / "models" / "tiny") == "data/models/tiny"
     assert short_path("tiny") == "tiny" and short_path("runs/gpu/sft") == "runs/gpu/sft"   # names as given
     assert short_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")       # outside both: whole
+
+
+def test_short_path_is_runs_only_under_the_default_runs_folder(monkeypatch):
+    monkeypatch.delenv("RLHF_LAB_RUNS", raising=False)
+    assert short_path(repo_root() / "runs" / "labels" / "pooled.jsonl") == "runs/labels/pooled.jsonl"
+    assert short_path(runs_dir("labels", create=False) / "ada.jsonl") == "runs/labels/ada.jsonl"

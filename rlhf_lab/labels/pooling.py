@@ -181,8 +181,9 @@ class AgreementReport:
             rows.append(f"{name:16s} {self.n_prompts[name]:7d}  {tau:+11.2f}  {pct(*self.agreement[name])}{flag}")
         n = len(self.labelers)
         rows.append(f"{'class':16s} {'':7s}  {'':11s}  {pct(*self.pooled)} over {n} labelers"
-                    + (" (one pair: no standard error)" if n == 2 else "")
-                    + " (InstructGPT's training labelers: 72.6 ± 1.5%)")
+                    + (" (one pair: no standard error)" if n == 2 else ""))
+        # its own row: one long line would wrap mid-word in a notebook's output
+        rows.append(f"{'InstructGPT':16s} {'':7s}  {'':11s}   72.6% ± 1.5% (its training labelers, §3.4)")
         return "\n".join(rows)
 
     def __str__(self) -> str:

@@ -4,9 +4,10 @@ InstructGPT's labelers (Ouyang et al. 2022, §3.5 and Appendix B) saw one prompt
 outputs and ranked them best to worst. `Ranker` does the same in a notebook:
 
 * the completions carry letters A, B, C, ...; click the best, then the best of the rest,
-  ... until all K carry a rank;
-* **undo** the last click, **reset** the prompt, **skip** it (it is offered again at the
-  end, or the next time the cell runs), **submit** when all are ranked;
+  ... until all K carry a rank; or, with the form focused, press their letters (or 1..K), and
+  Enter to submit (`rlhf_lab.labels.ranker_keys`: the keys never reach JupyterLab's shortcuts);
+* **undo** the last click, **reset** the prompt, **skip** it (once the other prompts are done,
+  **revisit skipped** brings it back; so does running the cell again), **submit** when all are ranked;
 * each submission is appended to a `PreferenceStore` and fsynced *before* the form says
   "saved C > A > D > B"; if saving fails the ranking stays on screen and submit can be
   clicked again;
@@ -18,7 +19,8 @@ outputs and ranked them best to worst. `Ranker` does the same in a notebook:
   half of a double click must not rank or save a prompt the person has not seen;
 * re-running the cell (say after a kernel restart) resumes: prompts this labeler has
   already ranked in that file are not shown again; where the widget cannot be drawn (a page
-  reloaded while the kernel lives on) the cell shows "re-run this cell to continue";
+  reloaded while the kernel lives on) the cell shows "run this cell again to continue"; a form
+  whose kernel is gone (restarted, killed) says so when it is clicked;
 * for K = 2 an A/B mode shows the two side by side: one click chooses and saves;
 * with a labeling set (`Ranker.from_set`), every student ranks the same completions into
   ``runs/labels/<set id>/<labeler>.jsonl``, and the records carry the set's id for pooling.
@@ -37,7 +39,7 @@ from pathlib import Path
 
 from rlhf_lab.labels.label_sets import LabelSet, load_label_set
 from rlhf_lab.labels.preferences import LabelTask, make_record
-from rlhf_lab.labels.ranker_view import LETTERS, RankerView, letters
+from rlhf_lab.labels.ranker_view import SAVED_COLOUR, ERROR_COLOUR, LETTERS, RankerView, letters
 from rlhf_lab.labels.store import PreferenceRecord, PreferenceStore, as_utc, current_records
 
 
@@ -132,7 +134,7 @@ class Ranker(RankerView):
             except Exception as err:  # noqa: BLE001 - shown to the person, and kept on the object
                 self.last_error = err
                 if not isinstance(err, NotSaved):   # submit has already said what went wrong
-                    self._say(f"error: {html.escape(str(err))}", "#b00020")
+                    self._say(f"error: {html.escape(str(err))}", ERROR_COLOUR)
         return run
 
     # ---- state -----------------------------------------------------------------------------
@@ -148,7 +150,27 @@ class Ranker(RankerView):
     def done(self) -> bool:
         return not self.queue
 
-    # ---- actions (what the buttons call) ---------------------------------------------------
+    # ---- actions (what the buttons and keys call) ------------------------------------------
+    def press(self, key: str) -> None:
+        """A key pressed in the form: a completion's letter or number ranks it next (in A/B mode
+        chooses it), Enter submits, Backspace undoes, R resets, S skips, Z undoes the last submit."""
+        task, k = self.current, key.lower()
+        n = task.k if task is not None else 0
+        if len(k) == 1 and k in LETTERS.lower()[:n]:
+            action = lambda: self.pick(LETTERS.lower().index(k))                  # noqa: E731
+        elif k.isdigit() and 1 <= int(k) <= n:
+            action = lambda: self.pick(int(k) - 1)                                 # noqa: E731
+        else:
+            action = {"enter": self.submit, "backspace": self.undo, "r": self.reset, "s": self.skip,
+                      "z": self.undo_submit}.get(k)
+            if self.mode == "ab" and k in ("enter", "backspace", "r"):
+                action = None
+        if action is None:
+            self._say(f"the key {html.escape(key)!r} does nothing here: {html.escape(self.keys.hint.split(': ', 1)[1])}")
+            return
+        self._guard(action)()
+
+
     def pick(self, k: int) -> None:
         """Give completion k the next rank (in A/B mode: choose it and save)."""
         task = self.current
@@ -182,7 +204,8 @@ class Ranker(RankerView):
         self.skipped.append(self.queue.pop(0))
         self.order = []
         self._next_prompt()
-        self._say("skipped: it comes back at the end (or next time you run the cell)")
+        self._say("skipped: once the other prompts are done, 'revisit skipped' brings it back "
+                  "(so does running the cell again)")
         self._show()
 
     def revisit(self) -> None:
@@ -224,16 +247,18 @@ class Ranker(RankerView):
             if self.mode == "ab":
                 self.order = []
             self._say(f"NOT saved ({html.escape(type(err).__name__)}: {html.escape(str(err))}); "
-                      "your ranking is kept, click again to retry", "#b00020")
+                      "your ranking is kept, click again to retry", ERROR_COLOUR)
             self._show()
             raise NotSaved(f"not saved: {type(err).__name__}: {err}") from err
+        from rlhf_lab.config import short_path   # here: config imports torch; the ranker itself needs none
+
         self.saved.append(record)
         self.records[task.prompt_id] = record
         self.queue.pop(0)
         self.order = []
         self._next_prompt()
         self._say(f"&#10003; saved {html.escape(letters(record.ranking))} ({self.labeled} / {self.total}) to "
-                  f"{html.escape(str(self.store.path))}", "#2e7d32")
+                  f"{html.escape(short_path(self.store.path))}", SAVED_COLOUR)
         self._show()
         return record
 
@@ -248,7 +273,8 @@ class Ranker(RankerView):
         try:
             self.store.append(retraction)
         except Exception as err:
-            self._say(f"NOT taken back ({html.escape(type(err).__name__)}: {html.escape(str(err))})", "#b00020")
+            self._say(f"NOT taken back ({html.escape(type(err).__name__)}: {html.escape(str(err))})",
+                      ERROR_COLOUR)
             raise NotSaved(f"not taken back: {type(err).__name__}: {err}") from err
         del self.records[last.prompt_id]
         task = self.tasks[last.prompt_id]

@@ -11,8 +11,16 @@ import html
 
 import ipywidgets as W
 
+from rlhf_lab.labels.ranker_keys import KeyBridge
+
 _TEXT_STYLE = ("box-sizing: border-box; white-space: pre-wrap; line-height: 1.45; padding: 6px 10px; border-radius: 6px; "
-               "border: 1px solid {border}; background: {background}; width: 100%;")
+               "border: {width} solid {border}; background: {background}; color: var(--jp-content-font-color1, #222); "
+               "width: 100%;")
+# JupyterLab's theme variables (light and dark), with a light fallback where they are not defined
+_BORDER, _MUTED = "var(--jp-border-color1, #bbb)", "var(--jp-ui-font-color2, #555)"
+_PLAIN, _PROMPT = "var(--jp-layout-color1, #fff)", "var(--jp-layout-color2, #f4f4f4)"
+SAVED_COLOUR, ERROR_COLOUR = "var(--jp-success-color1, #2e7d32)", "var(--jp-error-color1, #b00020)"
+_RANKED = f"color-mix(in srgb, {SAVED_COLOUR} 18%, {_PLAIN})"
 
 
 
@@ -26,6 +34,7 @@ class RankerView:
         self.counter = W.Label()
         self.prompt_box = W.HTML()
         self.buttons, self.texts, self.rows = [], [], []
+        self.keys = KeyBridge(self.press, hint=self._key_hint(k_max))
         for k in range(k_max):
             button = W.Button(layout=W.Layout(flex="0 0 120px", width="120px", height="auto", min_height="36px"))
             button.add_class(f"rlhf-rank-{k}")
@@ -49,6 +58,7 @@ class RankerView:
                      (self.submit_button, self.submit), (self.revisit_button, self.revisit),
                      (self.undo_submit_button, self.undo_submit)):
             b.add_class(f"rlhf-{b.description.replace(' ', '-')}")
+            b.layout = W.Layout(width="auto", min_width="fit-content")   # "undo submit" whole at 1024 px
             b.on_click(self._guard(lambda _, f=f: f(), debounce=f != self.revisit))
         self.status = W.HTML()
         self.history = W.HTML()
@@ -58,18 +68,28 @@ class RankerView:
              self.undo_submit_button]
         body = W.HBox(self.rows) if self.mode == "ab" else W.VBox(self.rows)
         self.widget = W.VBox([self.title, W.HBox([self.progress, self.counter]), self.prompt_box, body,
-                              W.HBox(controls), self.status, self.history_box],
-                             layout=W.Layout(border="1px solid #ddd", padding="10px", max_width="900px"))
+                              W.HBox(controls, layout=W.Layout(flex_flow="row wrap")), self.status, self.keys,
+                              self.history_box],
+                             layout=W.Layout(border=f"1px solid {_BORDER}", padding="10px", max_width="900px"))
+        self.widget.add_class("rlhf-ranker")
+
+    def _key_hint(self, k_max: int) -> str:
+        last = LETTERS[k_max - 1]
+        if self.mode == "ab":
+            return "Keys (click the form first): A or 1, B or 2 choose and save · S skip · Z undo submit"
+        return (f"Keys (click the form first): A-{last} or 1-{k_max} rank the next · Enter submit · "
+                "Backspace undo · R reset · S skip · Z undo submit")
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # what a page shows when it cannot draw the widget (reloaded while the kernel lives on)
-        bundle["text/plain"] = (f"Ranker ({self.labeler}, {self.store.path.name}): re-run this cell to continue: "
-                                f"{self.labeled} / {self.total} labeled")
+        # no count here: this text is saved with the notebook and would go stale as labels are saved
+        bundle["text/plain"] = (f"Ranker ({self.labeler}, {self.store.path.name}): run this cell again to continue "
+                                "where the saved labels end")
         return bundle
 
 
-    def _say(self, message: str, color: str = "#555") -> None:
+    def _say(self, message: str, color: str = _MUTED) -> None:
         self.status.value = f"<span style='color:{color}'>{message}</span>"
 
 
@@ -96,8 +116,8 @@ class RankerView:
         how = ("Which review is better? One click saves it." if self.mode == "ab" else
                "Click the <b>best</b> completion, then the best of the rest, until all are ranked; then submit.")
         self.title.value = f"<b>Labeler {html.escape(self.labeler)}</b> &middot; {how}"
-        self.prompt_box.value = (f"<div style='margin:6px 0'><span style='color:#777'>prompt {html.escape(task.prompt_id)}"
-                                 f"</span><div style='{_TEXT_STYLE.format(border='#bbb', background='#f4f4f4')}'>"
+        self.prompt_box.value = (f"<div style='margin:6px 0'><span style='color:{_MUTED}'>prompt {html.escape(task.prompt_id)}"
+                                 f"</span><div class='rlhf-prompt' style='{_TEXT_STYLE.format(width='1px', border=_BORDER, background=_PROMPT)}'>"
                                  f"{html.escape(task.prompt.text)}</div></div>")
         for k, (row, button, text) in enumerate(zip(self.rows, self.buttons, self.texts)):
             row.layout.display = None if k < task.k else "none"
@@ -110,8 +130,9 @@ class RankerView:
                 button.description = f"#{self.order.index(k) + 1}" if ranked else f"pick as #{len(self.order) + 1}"
             button.button_style = "success" if ranked else ""
             button.disabled = ranked
-            style = _TEXT_STYLE.format(border="#2e7d32" if ranked else "#ddd", background="#eef7ee" if ranked else "#fff")
-            text.value = f"<div style='{style}'><b>{LETTERS[k]}</b> {html.escape(task.completions[k].strip())}</div>"
+            style = _TEXT_STYLE.format(width="2px" if ranked else "1px", border=SAVED_COLOUR if ranked else _BORDER,
+                                       background=_RANKED if ranked else _PLAIN)
+            text.value = f"<div class='rlhf-text' style='{style}'><b>{LETTERS[k]}</b> {html.escape(task.completions[k].strip())}</div>"
         complete = len(self.order) == task.k
         self.submit_button.disabled = not complete
         self.undo_button.disabled = self.reset_button.disabled = not self.order
@@ -142,7 +163,7 @@ def records_html(records, max_rows: int = 8, width: int = 60,
         return html.escape(text if len(text) <= width else text[:width - 1] + "\u2026")
 
     records = list(records)
-    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in columns)
+    head = "".join(f"<th style='text-align:left; white-space:nowrap'>{h}</th>" for h in columns)
     rows = []
     for r in records[:max_rows]:
         cells = {"prompt id": html.escape(r.prompt_id), "prompt": cut(r.prompt), "labeler": html.escape(r.labeler),

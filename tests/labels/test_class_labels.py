@@ -129,7 +129,7 @@ def test_the_plain_text_fallback_and_the_skipped_count(tmp_path):
     r = Ranker(tasks(3), tmp_path / "ada.jsonl", "ada", min_seconds=0)
     r.rank_with(SimulatedLabeler("gold", seed=0), limit=1)
     text = r._repr_mimebundle_()["text/plain"]
-    assert text == "Ranker (ada, ada.jsonl): re-run this cell to continue: 1 / 3 labeled"
+    assert text == "Ranker (ada, ada.jsonl): run this cell again to continue where the saved labels end"
     r.skip_button.click()
     r.rank_with(SimulatedLabeler("gold", seed=0))
     assert "1 skipped prompt remains: revisit it" in r.title.value

@@ -143,3 +143,50 @@ def test_the_widget_renders_as_a_widget(store):
     r = Ranker(make_tasks(), store, "ada")
     bundle = r._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_keys_rank_submit_undo_reset_skip_and_undo_submit(store):
+    tasks = make_tasks()
+    r = Ranker(tasks, store, "ada")
+    for key in ("c", "1", "Backspace", "A", "4", "b"):     # letters and numbers, any case; Backspace undoes
+        r.press(key)
+    assert r.order == [2, 0, 3, 1]
+    r.press("Enter")
+    assert store.read()[0].ranking == [2, 0, 3, 1] and r.current is tasks[1]
+    r.press("d")
+    r.press("r")
+    assert r.order == []
+    r.press("s")
+    assert r.current is tasks[2] and r.skipped == [tasks[1]] and "revisit skipped" in r.status.value
+    r.press("z")                                            # undo submit: the first prompt is back, ranked
+    assert r.current is tasks[0] and r.order == [2, 0, 3, 1] and store.read()[-1].retracted
+    r.press("x")
+    assert "does nothing here" in r.status.value and "Enter submit" in r.status.value
+    r.press("Enter")                                        # resubmitted
+    assert not store.read()[-1].retracted and r.labeled == 1
+
+
+def test_keys_in_ab_mode_choose_and_save(store):
+    tasks = make_tasks(3, k=2)
+    r = Ranker(tasks, store, "ada")
+    r.press("2")
+    r.press("a")
+    assert [x.ranking for x in store.read()] == [[1, 0], [0, 1]]
+    r.press("Enter")
+    assert "does nothing here" in r.status.value and len(store.read()) == 2
+
+
+def test_the_key_bridge_answers_pings_and_passes_keys(store):
+    r = Ranker(make_tasks(), store, "ada")
+    sent = []
+    r.keys.send = sent.append
+    r.keys._message(r.keys, {"ping": "x1"}, [])
+    r.keys._message(r.keys, {"key": "b"}, [])
+    assert sent == [{"pong": "x1"}] and r.order == [1]
+    assert "A-D or 1-4" in r.keys.hint and "rlhf-ranker" in r.widget._dom_classes
+
+
+def test_the_text_shown_without_widgets_makes_no_claim_that_can_go_stale(store):
+    r = Ranker(make_tasks(), store, "ada")
+    text = r._repr_mimebundle_()["text/plain"]
+    assert "run this cell again" in text and "labeled" not in text
