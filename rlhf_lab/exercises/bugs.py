@@ -19,6 +19,8 @@ function fails and a right fix passes).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rlhf_lab.exercises.registry import exercise
@@ -178,18 +180,43 @@ def _eos_pad(answer):
 
 @exercise("bug.4")
 def _normalise(answer):
+    """Centred scores (InstructGPT's own fix: the reward model's bias set so that its scores have mean 0),
+    or centred and scaled by the standard deviation: both remove the common sign of the first advantages."""
     g = torch.Generator().manual_seed(4)
     cases = [(m + s * torch.randn(64, generator=g), m, s) for m, s in ((4.0, 3.0), (-2.0, 0.5), (0.0, 1.0))]
-    ok, msg = _compare(answer, _scores, cases)
-    return ok, msg or "scores centred and scaled by the reward model's statistics on its data"
+    centred = lambda x, m, s: x - m                                                  # noqa: E731
+    for reference in (_scores, centred):
+        ok, _ = _compare(answer, reference, cases)
+        if ok:
+            return True, "the scores are centred on the reward model's mean: the first advantages take both signs"
+    return False, ("on a reward model whose scores average 4.0 with a spread of 3.0, the first advantages "
+                   "(score - V, V = 0 at the start) should be positive about as often as negative")
 
 
 @exercise("bug.5")
 def _short(answer):
-    g = torch.Generator().manual_seed(5)
-    losses = torch.randn(4, 24, generator=g)
+    """Any loss that weighs every response token of the batch alike and stays finite: the batch's token mean,
+    or a constant normaliser (Dr. GRPO: the sum over tokens divided by a number that does not depend on the
+    responses' lengths). Probed token by token: one token's loss at 1, every other at 0."""
     lengths = torch.tensor([24, 1, 0, 7])
     mask = torch.arange(24)[None, :] < lengths[:, None]
-    ok, msg = _compare(answer, _loss_mean, [(losses, mask), (losses, torch.zeros_like(mask)),
-                                           (losses, torch.ones_like(mask))])
-    return ok, msg or "a mean over the batch's tokens: no division by a response's length, finite when empty"
+    weights = torch.zeros(mask.shape, dtype=torch.float64)
+    for i, j in mask.nonzero().tolist() + [(2, 0), (1, 5)]:              # every response token, and two outside
+        losses = torch.zeros(mask.shape)
+        losses[i, j] = 1.0
+        weights[i, j] = float(torch.as_tensor(answer(losses, mask)))
+    if not torch.isfinite(weights).all() or not math.isfinite(float(torch.as_tensor(answer(torch.ones(4, 24),
+                                                                                               torch.zeros_like(mask))))):
+        return False, "the loss is not finite on this batch (one response is empty)"
+    inside = weights[mask]
+    if weights[~mask].abs().max() > 1e-7:
+        return False, "tokens outside the responses (after EOS, or of the empty response) change the loss"
+    if inside.min() <= 0 or (inside.max() - inside.min()) > 1e-6 * inside.max():
+        short, long = weights[1, 0].item(), weights[0, 0].item()
+        return False, (f"a token of the 1-token response weighs {short:.4f} in the loss, a token of the 24-token "
+                       f"one {long:.4f}: every token of the batch should weigh the same")
+    losses = torch.randn(4, 24, generator=torch.Generator().manual_seed(5))
+    if not math.isclose(float(torch.as_tensor(answer(losses, mask))), float((losses * weights).sum()), rel_tol=1e-4,
+                        abs_tol=1e-6):
+        return False, "the loss should be a weighted sum of the token losses (linear in them)"
+    return True, "every token of the batch weighs the same, and an empty response cannot make it NaN"

@@ -38,10 +38,39 @@ def _fraction_well_formed(answer) -> tuple[bool, str]:
 
 @exercise("00.3")
 def _frozen_reference(answer) -> tuple[bool, str]:
-    """A frozen copy of a model: no parameter requires a gradient, and it is in eval mode."""
-    params = list(answer.parameters())
-    if any(p.requires_grad for p in params):
-        return False, "some parameters still require gradients (see requires_grad_)"
-    if answer.training:
-        return False, "the copy is in training mode: dropout would make pi_0 random (call .eval())"
+    """A function ``make_reference(policy)`` that returns pi_0: a frozen copy of the policy (copy.deepcopy,
+    not `frozen_copy`), leaving the policy itself trainable."""
+    import torch
+
+    from rlhf_lab.lm.models import load_model
+
+    if isinstance(answer, torch.nn.Module) or not callable(answer):
+        return False, "answer with a function make_reference(policy) that returns the frozen copy"
+    if "frozen_copy" in getattr(getattr(answer, "__code__", None), "co_names", ()):
+        return False, "the exercise is to write what frozen_copy does: use copy.deepcopy"
+    policy, _ = load_model("tiny", role="policy", device="cpu")
+    policy.train().requires_grad_(True)
+    reference = answer(policy)
+    if reference is policy:
+        return False, "that is the policy itself: once frozen, RL could not train it any more. Copy it first"
+    if not all(p.requires_grad for p in policy.parameters()) or not policy.training:
+        return False, "making the reference changed the policy too (it must stay trainable, in training mode)"
+    if not isinstance(reference, torch.nn.Module):
+        return False, f"make_reference returned a {type(reference).__name__}, not a model"
+    shared = {p.data_ptr() for p in policy.parameters()} & {p.data_ptr() for p in reference.parameters()}
+    if shared:
+        return False, "the reference shares its weights with the policy: every policy update would move pi_0 too"
+    if any(p.requires_grad for p in reference.parameters()):
+        return False, "some of the reference's parameters still require gradients"
+    if reference.training:
+        return False, "the copy is in training mode: dropout would make pi_0 random"
+    ids = torch.arange(1, 9)[None]
+    with torch.no_grad():
+        out = reference(input_ids=ids)
+        if not hasattr(out, "logits"):
+            return False, "pi_0 must be the whole language model: it scores tokens with log-probs (logits)"
+        policy.eval()
+        same = torch.allclose(out.logits, policy(input_ids=ids).logits, atol=1e-6)
+    if not same:
+        return False, "the reference gives other logits than the policy: at the start, pi_0 = pi_theta"
     return True, "pi_0 stays fixed for the whole of RLHF"

@@ -28,6 +28,23 @@ def test_a_plausible_wrong_fix_is_caught():
     assert not check("bug.3", lambda t, eos, pad: (t == pad).long().cumsum(1) == 0)
 
 
+def test_every_fix_the_course_teaches_passes():
+    # bug 4: centring alone is InstructGPT's fix (the reward model's bias); centring and scaling is the reference
+    assert check("bug.4", lambda s, mean, std: s - mean)
+    # bug 5: a constant normaliser (Dr. GRPO, notebook 08) and a plain sum weigh every token alike, as the token mean
+    assert check("bug.5", lambda x, m: (x * m).sum() / (m.shape[0] * m.shape[1]))
+    assert check("bug.5", lambda x, m: (x * m).sum())
+
+
+def test_plausible_wrong_fixes_of_bugs_4_and_5_are_caught():
+    assert not check("bug.4", lambda s, mean, std: s / std)                  # scaled, not centred
+    assert not check("bug.4", lambda s, mean, std: (s - mean) * std)
+    assert check("bug.5", lambda x, m: (x * m).mean())           # sum / (B * T): a constant normaliser, right
+    assert not check("bug.5", lambda x, m: ((x * m).sum(1) / (m.sum(1) + 1)).mean())   # finite, still per response
+    assert not check("bug.5", lambda x, m: (x * m).sum() / m.sum())                  # NaN on a batch of empty answers
+    assert not check("bug.5", lambda x, m: x.mean())                                 # counts tokens past EOS
+
+
 def numbers(text):
     return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|nan", text)]
 

@@ -30,9 +30,23 @@ def test_fraction_well_formed_accepts_the_solution_and_rejects_a_wrong_one():
 
 def test_frozen_reference(tiny):
     model, _ = tiny
-    trainable = copy.deepcopy(model).requires_grad_(True).train()
-    assert not check("00.3", trainable)
-    assert check("00.3", frozen_copy(trainable))
+    assert check("00.3", lambda policy: copy.deepcopy(policy).requires_grad_(False).eval())
+
+    def step_by_step(policy):                      # the same, written out parameter by parameter
+        reference = copy.deepcopy(policy)
+        for p in reference.parameters():
+            p.requires_grad = False
+        reference.eval()
+        return reference
+
+    assert check("00.3", step_by_step)
+    # wrong: the model itself; the policy frozen in place; the forbidden helper; the backbone without its head;
+    # a copy left trainable
+    assert not check("00.3", frozen_copy(copy.deepcopy(model)))
+    assert not check("00.3", lambda policy: policy.requires_grad_(False).eval())
+    assert not check("00.3", lambda policy: frozen_copy(policy))
+    assert not check("00.3", lambda policy: copy.deepcopy(policy.transformer).requires_grad_(False).eval())
+    assert not check("00.3", lambda policy: copy.deepcopy(policy).eval())
 
 
 def test_unknown_exercise_is_an_error():
