@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 
+import torch
 from transformers import AutoConfig
 
 from rlhf_lab.exercises.registry import exercise
-from rlhf_lab.lm.models import resolve
+from rlhf_lab.lm.models import load_model, resolve
 from rlhf_lab.world.judges import WELL_FORMED_THRESHOLD, well_formed
 
 
@@ -40,10 +41,6 @@ def _fraction_well_formed(answer) -> tuple[bool, str]:
 def _frozen_reference(answer) -> tuple[bool, str]:
     """A function ``make_reference(policy)`` that returns pi_0: a frozen copy of the policy (copy.deepcopy,
     not `frozen_copy`), leaving the policy itself trainable."""
-    import torch
-
-    from rlhf_lab.lm.models import load_model
-
     if isinstance(answer, torch.nn.Module) or not callable(answer):
         return False, "answer with a function make_reference(policy) that returns the frozen copy"
     if "frozen_copy" in getattr(getattr(answer, "__code__", None), "co_names", ()):

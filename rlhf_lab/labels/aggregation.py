@@ -2,8 +2,8 @@
 
 A comparison is a pair (winner, loser) of hashable items (completions, models, ...).
 
-* **Elo** (Elo 1978; the notes: "Elo system (like in chess) is then used to generate a
-  scalar reward signal") updates two ratings after every game. With expected score
+* **Elo** (Elo 1978; the rating system of chess, one way to turn comparisons into a scalar
+  reward signal) updates two ratings after every game. With expected score
   E_w = 1 / (1 + 10^((R_l - R_w) / 400)), the winner gains K (1 - E_w) and the loser loses
   the same. Each update uses the ratings as they are *now*, so the result depends on the
   order of the games: the reason LMSYS Chatbot Arena (Chiang et al. 2024) replaced

@@ -1,6 +1,7 @@
 """Simulated labelers: rankings drawn from Bradley-Terry / Plackett-Luce over a latent utility.
 
-The notes assume preferences come from a latent reward r*(x, y) through Bradley-Terry,
+The course assumes (Christiano et al. 2017; Ouyang et al. 2022, eq. 1) that preferences come from a latent
+reward r*(x, y) through Bradley-Terry,
 p(y_w > y_l | x) = sigmoid(r*(x, y_w) - r*(x, y_l)). A labeler here has a utility u(x, y)
 built from the review world's gold judges and a temperature T (its noise), and ranks K
 completions by the Plackett-Luce model (Plackett 1975; Luce 1959), the K-item extension
@@ -58,7 +59,7 @@ class Persona:
 
 
 PERSONAS: dict[str, Persona] = {p.name: p for p in (
-    Persona("gold", {"gold": 1.0}, 0.1, "the world's gold r*: the labeler the lecture notes assume"),
+    Persona("gold", {"gold": 1.0}, 0.1, "the world's gold r*: the labeler the course's Bradley-Terry model assumes"),
     Persona("enthusiast", {"sentiment": 1.0}, 0.15,
             "likes praise and ignores form: 'brilliant brilliant brilliant' pleases it"),
     Persona("concise", {"well_formed": 1.0, "words_10": -0.3}, 0.1,
@@ -145,7 +146,7 @@ class SimulatedLabeler:
         """Absolute scores on a 1..levels scale, as a rater with a personal offset and spread
         gives them: round(mid + offset + spread * 5u + N(0, noise)), clipped. Two raters with
         the same taste but different offset/spread give different numbers to the same texts:
-        scores are uncalibrated, rankings are not (the notes: "why not ask for a scalar?")."""
+        scores are uncalibrated, rankings are not (notebook 02: why rankings, not scores)."""
         u = self.utilities(task)
         raw = (levels + 1) / 2 + offset + spread * 5 * u + self.rng.normal(0, noise, size=len(u))
         return [int(v) for v in np.clip(np.round(raw), 1, levels)]

@@ -1,7 +1,7 @@
 """Sampling completions and scoring them: log pi(y | x) as a sum of token log-probs.
 
-An autoregressive policy factorises over tokens (the notes, "the log proba of the
-sequence is the sum of the log probabilities of each incremental token"):
+An autoregressive policy factorises over tokens (the log-probability of a sequence is the sum of
+the log-probabilities of its tokens, each given the ones before it):
 
     log pi(y | x) = sum_t log softmax(logits_t / T)[y_t]
 

@@ -1,7 +1,7 @@
 """The language models of the course: the embedded tiny GPT-2, GPT-2 by name, and the three copies.
 
-The notes (after InstructGPT, Ouyang et al. 2022, §3.5) start RLHF from one supervised
-fine-tuned model pi_SFT and make three copies of it:
+The course (after InstructGPT, Ouyang et al. 2022, §3.5) starts RLHF from one supervised
+fine-tuned model pi_SFT and makes three copies of it:
 
 1. the baseline pi_0, frozen for the whole of RLHF (the reference of the KL penalty);
 2. the policy pi_theta, the only copy whose parameters RL changes;
@@ -145,7 +145,7 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
 
 
 def load_model(name: str = DEFAULT_MODEL, role: str = "policy", device=None):
-    """Load ``(model, tokenizer)`` for one of the notes' copies.
+    """Load ``(model, tokenizer)`` for one of the course's three copies.
 
     role="policy": a causal LM whose parameters will be trained (pi_theta).
     role="reference": the same, frozen (requires_grad False) and in eval mode (pi_0).

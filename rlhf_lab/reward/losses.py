@@ -1,6 +1,6 @@
 """The Bradley-Terry losses of the reward model, as pure functions on tensors (notebook 03).
 
-Labelers' preferences are modelled as (the notes; Ouyang et al. 2022, eq. 1)
+Labelers' preferences are modelled as (Ouyang et al. 2022, eq. 1)
 
     p(y_w > y_l | x) = sigmoid(r(x, y_w) - r(x, y_l))                      (Bradley-Terry)
     L_RM = -E_(x, y_w, y_l) [log sigmoid(r(x, y_w) - r(x, y_l))]

@@ -15,7 +15,7 @@ how it was trained. Plain transformers loads it:
     reward = model(ids).logits[0, 0]
 
 GPT-2's ``score`` layer has no bias, while the kit's head has one (set after training so that the
-mean reward is 0, the notes' centring). The bias is folded into the final layer norm's bias when
+mean reward is 0, the course's centring). The bias is folded into the final layer norm's bias when
 saving: with w the head's weight and LN(h) = gamma * n(h) + beta, adding delta = b w / |w|^2 to beta
 adds w^T delta = b to every reward, and nothing else reads the final layer norm's output. So the
 folder scores exactly as the kit does (to float rounding; tested to 1e-5).

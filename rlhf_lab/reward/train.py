@@ -4,7 +4,7 @@ The model: the SFT transformer with its unembedding (n_emb -> n_vocab) replaced 
 linear head n_emb -> 1, read at the last real token of prompt + completion (`rlhf_lab.reward.model`,
 which also writes and reads its folder, a transformers sequence classifier).
 
-The loss (the notes; Ouyang et al. 2022, eq. 1; `rlhf_lab.reward.losses`): preferences are modelled as
+The loss (Ouyang et al. 2022, eq. 1; `rlhf_lab.reward.losses`): preferences are modelled as
 
     p(y_w > y_l | x) = sigmoid(r(x, y_w) - r(x, y_l))                      (Bradley-Terry)
     L_RM = -E_(x, y_w, y_l) [log sigmoid(r(x, y_w) - r(x, y_l))]
@@ -17,7 +17,7 @@ K - 1 times per epoch, and InstructGPT reports that the model then overfits afte
 
 The loss only sees differences of rewards, so r + c fits as well as r for any c (shift
 invariance). After training, the head's bias is set so that the mean reward over the
-training completions is 0 (the notes), and optionally the scale so that the std is 1.
+training completions is 0 (the course's centring), and optionally the scale so that the std is 1.
 """
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def evaluate(rm: RewardModel, groups: list[RankedGroup], batch_prompts: int = 32
 
 
 def normalise(rm: RewardModel, groups: list[RankedGroup], unit_std: bool = False) -> tuple[float, float]:
-    """Set the head's bias so the mean reward over the groups' completions is 0 (the notes);
+    """Set the head's bias so the mean reward over the groups' completions is 0 (the course's centring);
     with ``unit_std`` also scale the head so the std is 1. Returns (mean before, std after)."""
     rewards = rm.score([g.prompt for g in groups for _ in g.completions], [c for g in groups for c in g.completions])
     mean, std = rewards.mean().item(), rewards.std().item()

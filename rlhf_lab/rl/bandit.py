@@ -1,6 +1,6 @@
 """Reinforcement learning in its smallest form: a k-armed bandit, and the language model as a bandit.
 
-The notes' loop: in state s_t the agent samples an action a_t ~ pi_theta(a_t | s_t), the
+The RL loop (Sutton and Barto 2018, ch. 3): in state s_t the agent samples an action a_t ~ pi_theta(a_t | s_t), the
 environment returns the next state s_{t+1} and a reward r_t, and learning seeks
 max_theta E_{pi_theta}[R]. A k-armed bandit has a single state and episodes of one step,
 so the policy is just a categorical distribution over arms, pi = softmax(H), and the
@@ -153,7 +153,7 @@ def gold_reward(prompt: Prompt, completion: str) -> float:
 
 
 class LanguageBandit:
-    """The notes' bandit environment: a random prompt is the state, a completion is the action,
+    """The language model as a bandit (InstructGPT, §3.5): a random prompt is the state, a completion is the action,
     a reward function scores it and the episode ends."""
 
     def __init__(self, prompts: list[Prompt], reward_fn: Callable[[Prompt, str], float] = gold_reward,

@@ -194,7 +194,7 @@ def test_seeded_training_run_learns_and_centres_the_reward():
     assert hist.forwards == 3 * 4 * len(train)                # grouped: one forward per completion
     assert not {g.prompt_id for g in train} & {g.prompt_id for g in val}
     r = rm.score([g.prompt for g in train for _ in g.completions], [c for g in train for c in g.completions])
-    assert abs(r.mean().item()) < 1e-4                        # the notes' normalisation: E[r] = 0
+    assert abs(r.mean().item()) < 1e-4                        # the course's centring: E[r] = 0
     assert evaluate(rm, val)["accuracy"] == pytest.approx(hist.val_accuracy[-1])
 
 
