@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from transformers import AutoConfig
 
 from rlhf_lab.exercises.registry import exercise, seeded_cases
 from rlhf_lab.lm.models import resolve
 from rlhf_lab.rl.bandit import expected_regret, gradient_bandit_update
+from rlhf_lab.rl.mdp import ChainMDP, policy_values
 
 
 def _cases(n: int = 4, k: int = 5) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -48,3 +50,39 @@ def _action_spaces(answer) -> tuple[bool, str]:
     if tuple(answer) == (v, v ** 2):
         return True, f"{v:,} actions per token, {v ** 2:,} two-token completions: the bandit's action space explodes"
     return False, "one token step chooses among all n_vocab tokens; a two-token completion is a pair of them"
+
+
+def _random_mdp(seed: int, S: int = 4, A: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    P = torch.rand(S, A, S, generator=g, dtype=torch.float64)
+    pi = torch.rand(S, A, generator=g, dtype=torch.float64)
+    return (torch.randn(S, generator=g, dtype=torch.float64), P / P.sum(-1, keepdim=True),
+            torch.randn(S, A, generator=g, dtype=torch.float64), pi / pi.sum(-1, keepdim=True))
+
+
+@exercise("01.4")
+def _bellman_backup(answer) -> tuple[bool, str]:
+    """A function (V, P, R, pi, gamma) -> one Bellman expectation backup of V, shape (S,)."""
+    for seed, gamma in ((0, 0.9), (1, 0.5), (2, 1.0)):
+        V, P, R, pi = _random_mdp(seed)
+        want = (pi * (R + gamma * P @ V)).sum(-1)
+        got = torch.as_tensor(answer(V.numpy(), P.numpy(), R.numpy(), pi.numpy(), gamma), dtype=torch.float64)
+        if got.shape != want.shape:
+            return False, f"expected one value per state, shape {tuple(want.shape)}; got shape {tuple(got.shape)}"
+        if not torch.allclose(got, want, atol=1e-9):
+            return False, (f"on a random 4-state MDP (gamma = {gamma}) expected {want.numpy().round(4)}, got "
+                           f"{got.numpy().round(4)}")
+    return True, "applied again and again to any V (gamma < 1), the backup converges to V^pi"
+
+
+@exercise("01.5")
+def _expected_steps(answer) -> tuple[bool, str]:
+    """The exact expected number of steps of an episode from state 0 of section 4's chain under its policy."""
+    counting = ChainMDP(n=6, slip=0.1, step_cost=-1.0, goal=0.0, gamma=1.0)   # a reward of 1 for every step
+    want = policy_values(counting, np.tile([0.3, 0.7], (6, 1)))[0]
+    got = float(answer)
+    if math.isclose(got, want, rel_tol=1e-4):
+        return True, f"{want:.4f} steps: a value function counts whatever the reward counts"
+    if abs(got - want) < 0.1 * want:
+        return False, "close, but a sample average is not the expectation: solve for it exactly"
+    return False, "which reward, discount and goal make the value of state 0 the expected number of steps?"
