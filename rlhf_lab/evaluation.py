@@ -57,7 +57,8 @@ def calibration(rm, groups, n_bins: int = 8, seed: int = 0) -> dict[str, list[fl
 
     Each pair is shown in a random orientation (a, b) so that predictions cover (0, 1).
     Returns per non-empty bin: ``predicted`` (mean p), ``observed`` (fraction where a won),
-    ``count``. A calibrated model has predicted == observed.
+    ``count``, and ``stderr``: the binomial standard error of the observed fraction if the model were
+    calibrated (sqrt(p (1 - p) / count)). A calibrated model has observed within a few stderr of predicted.
     """
     margins = pair_margins(rm, groups)
     rng = random.Random(seed)
@@ -65,13 +66,15 @@ def calibration(rm, groups, n_bins: int = 8, seed: int = 0) -> dict[str, list[fl
     a_won = (~flip).float()                       # unflipped: a is the winner
     p = torch.sigmoid(torch.where(flip, -margins, margins))
     edges = torch.linspace(0, 1, n_bins + 1)
-    out = {"predicted": [], "observed": [], "count": []}
+    out = {"predicted": [], "observed": [], "count": [], "stderr": []}
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = (p >= lo) & ((p < hi) | (hi == 1))
         if inside.any():
-            out["predicted"].append(p[inside].mean().item())
+            mean, n = p[inside].mean().item(), int(inside.sum())
+            out["predicted"].append(mean)
             out["observed"].append(a_won[inside].mean().item())
-            out["count"].append(int(inside.sum()))
+            out["count"].append(n)
+            out["stderr"].append(math.sqrt(mean * (1 - mean) / n))
     return out
 
 
