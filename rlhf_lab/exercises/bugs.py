@@ -100,31 +100,28 @@ def symptom(n: int) -> str:
         tokens = torch.multinomial(torch.softmax(_mask_topk(logits, 5), -1), 1, generator=g)[:, 0]
         ref_lp = torch.log_softmax(ref, -1).gather(-1, tokens[:, None])[:, 0]
         wrong = (broken_policy_logprobs(logits, tokens, 5) - ref_lp).mean()
-        right = (_topk_logprobs(logits, tokens, 5) - ref_lp).mean()
-        return (f"top-5 sampling: k1 KL estimate with the broken log-probs {wrong:+.3f} nats (a KL is never "
-                f"negative); scored under the distribution actually sampled, {right:+.3f}")
+        return (f"top-5 sampling, {len(tokens)} tokens: the k1 KL estimate mean(log pi - log pi_ref) with these "
+                f"log-probs is {wrong:+.3f} nats")
     if n == 3:
         eos = pad = 0
         tokens = torch.tensor([[5, 7, 9, eos, pad, pad], [4, 4, eos, pad, pad, pad], [8, 3, 2, 6, 1, 2]])
-        lost = (_response_mask(tokens, eos, pad) & ~broken_response_mask(tokens, eos, pad)).sum()
-        return (f"3 responses, 2 of them end with EOS (id {eos} = PAD): the broken mask keeps "
-                f"{int(broken_response_mask(tokens, eos, pad).sum())} tokens and drops {int(lost)} EOS tokens, "
-                "the ones that end an answer")
+        mask = broken_response_mask(tokens, eos, pad).long()
+        return (f"EOS and PAD are both id {eos}; responses {tokens.tolist()} get the mask {mask.tolist()}, and "
+                "a policy trained with it never learns to end its answers")
     if n == 4:
         scores = 4.0 + 3.0 * torch.randn(256, generator=g)      # a reward model that was never centred
         adv = broken_scores(scores, 4.0, 3.0) - 0.0               # the value head starts at 0
-        fixed = _scores(scores, 4.0, 3.0)
-        return (f"first advantages (score - V, V = 0): {float((adv > 0).float().mean()):.0%} positive with raw "
-                f"scores, {float((fixed > 0).float().mean()):.0%} once normalised")
+        return (f"a reward model whose scores average 4.0 on its data: of the first advantages (score - V, "
+                f"V = 0 at the start), {float((adv > 0).float().mean()):.0%} are positive")
     if n == 5:
-        losses = torch.ones(3, 24)
+        losses = torch.ones(3, 24, requires_grad=True)
         mask = torch.zeros(3, 24, dtype=torch.bool)
         mask[0, :24], mask[1, :1] = True, True                   # a full answer, a 1-token one, an empty one
-        per_response = (losses * mask).sum(1) / mask.sum(1)
-        return (f"a 24-token, a 1-token and an empty response, every token's loss 1: the broken mean is "
-                f"{float(broken_loss_mean(losses, mask)):.3f} (the empty response divides 0 by 0: "
-                f"{float(per_response[2]):.3f}), and the 1-token response's token weighs 24 times a long one's; "
-                f"the batch's token mean is {float(_loss_mean(losses, mask)):.3f}")
+        both = broken_loss_mean(losses, mask)
+        (grad,) = torch.autograd.grad(broken_loss_mean(losses[:2], mask[:2]), losses)
+        return (f"a 24-token, a 1-token and an empty response, every token's loss 1: the loss is "
+                f"{float(both.detach()):.3f}; without the empty one, the gradient on the 1-token response's token is "
+                f"{float(grad[1, 0] / grad[0, 0]):.0f} times that on each token of the 24-token response")
     raise ValueError(f"bugs are numbered 1 to 5, got {n}")
 
 
