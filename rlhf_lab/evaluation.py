@@ -9,7 +9,8 @@ plays the labelers' latent reward r* (notebook 00), so the proxy can be checked:
   only the order of rewards matters to a ranking);
 * the pairs it gets most wrong, to read.
 
-Gao et al. (2022) measure over-optimisation the same way: proxy and gold side by side.
+Gao et al. (2022) measure over-optimisation the same way: proxy and gold side by side. The beta
+sweep that does not fit a notebook's minutes is a committed table (`load_frontier`).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import random
 
 import torch
 
-from rlhf_lab.config import fork_rng, set_seed
+from rlhf_lab.config import data_dir, fork_rng, set_seed
 from rlhf_lab.lm.generation import sample, token_logprobs
 from rlhf_lab.reward.train import as_groups
+from rlhf_lab.utils.artefacts import ArtefactError, read_json
 from rlhf_lab.world.judges import summarise
 from rlhf_lab.world.reviews import judge_many
 
@@ -267,3 +269,44 @@ def score_samples(reward_fn, prompts, completions, batch_size: int = 256) -> tor
     scores = torch.cat([reward_fn(flat_p[i:i + batch_size], flat_c[i:i + batch_size]).float().cpu()
                         for i in range(0, len(flat_c), batch_size)])
     return scores.reshape(len(completions), -1)
+
+
+# ---- the beta frontier: `python -m benchmarks.beta_frontier`'s table ---------------------------
+
+def load_frontier(path=None) -> dict:
+    """The committed PPO sweep over beta and seeds (default data/beta_frontier.json): {"sft": held-out
+    point of the SFT model, "runs": [{"beta", "seed", "final", "path", "curves"}], "meta"}."""
+    path = data_dir() / "beta_frontier.json" if path is None else path
+    hint = "Rebuild it with `python -m benchmarks.beta_frontier` (about 7 minutes on 2 cores)."
+    table = read_json(path, what="beta-frontier table", hint=hint)
+    missing = [k for k in ("sft", "runs", "meta") if k not in table]
+    if missing or not table["runs"]:
+        raise ArtefactError(f"{path} has no {missing or 'runs'} field: it is not a beta-frontier table. {hint}")
+    return table
+
+
+def mean_se(xs) -> tuple[float, float]:
+    """Mean and standard error of the mean (nan for a single value)."""
+    x = torch.tensor([float(v) for v in xs], dtype=torch.float64)
+    se = (x.std() / math.sqrt(len(x))).item() if len(x) > 1 else float("nan")
+    return x.mean().item(), se
+
+
+def frontier_by_beta(table: dict, key: str) -> dict[float, tuple[float, float]]:
+    """{beta: (mean, standard error over seeds)} of ``key`` ("gold", "score", "kl", ...) of the final
+    held-out points, betas in increasing order."""
+    betas = sorted({r["beta"] for r in table["runs"]})
+    return {b: mean_se([r["final"][key] for r in table["runs"] if r["beta"] == b]) for b in betas}
+
+
+def gold_at_kl(path: list[dict], kl: float, start: dict | None = None, key: str = "gold") -> float:
+    """``key`` along one run's held-out path (its checkpoints, after ``start``, the SFT point at KL 0),
+    read at ``kl`` by linear interpolation between checkpoints: the run stopped early the first time it
+    had drifted that far. nan if it never did."""
+    points = ([start] if start is not None else []) + list(path)
+    for a, b in zip(points, points[1:]):
+        lo, hi = sorted((a["kl"], b["kl"]))
+        if lo <= kl <= hi:
+            w = 0.0 if hi == lo else (kl - a["kl"]) / (b["kl"] - a["kl"])
+            return a[key] + w * (b[key] - a[key])
+    return float("nan")

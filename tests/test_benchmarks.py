@@ -44,3 +44,42 @@ def test_budget_study_refuses_a_budget_below_one_token(capsys):
     with pytest.raises(SystemExit):
         budget_main(["--budgets", "24", "0"])
     assert "--budgets must be at least 1 token, got [24, 0]" in capsys.readouterr().err
+
+
+def test_beta_frontier_smoke_writes_the_table_the_notebooks_read(tmp_path, capsys):
+    from benchmarks.beta_frontier import main as frontier_main
+
+    out = tmp_path / "frontier.json"
+    frontier_main(["--smoke", "--out", str(out)])
+    table = json.loads(out.read_text())
+    assert {r["beta"] for r in table["runs"]} == {0.0, 0.05} and table["sft"]["kl"] == 0
+    for run in table["runs"]:   # a held-out point after every iteration, and the dashboard's curves
+        assert [p["iteration"] for p in run["path"]] == [1, 2] and run["final"] == run["path"][-1]
+        assert len(run["curves"]["objective/gold"]) == 2
+        assert {"gold", "gold_stderr", "score", "kl", "instruction_gold"} <= set(run["final"])
+    assert table["meta"]["command"].startswith("python -m benchmarks.beta_frontier")
+    assert "mean +- s.e. over seeds [0]" in capsys.readouterr().out
+
+
+def test_the_committed_beta_frontier_is_the_full_sweep():
+    """Notebooks 05 and 07 read data/beta_frontier.json: at least 5 betas, 3 seeds each, one budget."""
+    from benchmarks.beta_frontier import OUT
+
+    table = json.loads(OUT.read_text())
+    betas = sorted({r["beta"] for r in table["runs"]})
+    assert len(betas) >= 5 and 0.0 in betas
+    for beta in betas:
+        assert sorted(r["seed"] for r in table["runs"] if r["beta"] == beta) == [0, 1, 2]
+    assert {r["path"][-1]["iteration"] for r in table["runs"]} == {table["meta"]["iterations"]}
+    assert table["meta"]["test_prompts"] == 128 and table["meta"]["train_prompts"] == 512
+
+
+@pytest.mark.parametrize("argv, message", [(["--betas", "-0.1"], "--betas must be at least 0"),
+                                           (["--iterations", "0"], "--iterations must be at least 1"),
+                                           (["--every", "0"], "--every must be at least 1")])
+def test_beta_frontier_refuses_bad_sizes(argv, message, capsys):
+    from benchmarks.beta_frontier import main as frontier_main
+
+    with pytest.raises(SystemExit):
+        frontier_main(argv)
+    assert message in capsys.readouterr().err

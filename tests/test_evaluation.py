@@ -108,3 +108,31 @@ def test_exercises_07(capsys):
     assert not check("07.1", (best_of_n_kl(2), best_of_n_kl(2)))   # the bound is not the exact KL here
     assert check("07.2", exact_best_of_n_kl)
     assert not check("07.2", lambda p, q, n: best_of_n_kl(n))
+
+
+def test_the_frontier_table_loads_and_summarises_over_seeds(tmp_path):
+    from rlhf_lab.evaluation import frontier_by_beta, load_frontier
+
+    table = load_frontier()                       # the committed one
+    by_beta = frontier_by_beta(table, "kl")
+    assert list(by_beta) == sorted(by_beta) and all(se >= 0 for _, se in by_beta.values())
+    finals = [r["final"]["kl"] for r in table["runs"] if r["beta"] == 0.0]
+    assert by_beta[0.0][0] == pytest.approx(sum(finals) / len(finals))
+    bad = tmp_path / "frontier.json"
+    bad.write_text('{"sft": {}}')
+    with pytest.raises(ValueError, match=r"frontier.json has no \['runs', 'meta'\].*benchmarks.beta_frontier"):
+        load_frontier(bad)
+    bad.write_text('{"sft": ')
+    with pytest.raises(ValueError, match="frontier.json is damaged"):
+        load_frontier(bad)
+
+
+def test_gold_at_kl_reads_a_path_where_it_first_drifted_that_far():
+    from rlhf_lab.evaluation import gold_at_kl
+
+    sft = {"kl": 0.0, "gold": 0.0}
+    path = [{"kl": 2.0, "gold": 0.2}, {"kl": 6.0, "gold": 0.4}, {"kl": 4.0, "gold": 0.1}]
+    assert gold_at_kl(path, 1.0, start=sft) == pytest.approx(0.1)
+    assert gold_at_kl(path, 5.0, start=sft) == pytest.approx(0.35)     # first crossing, not the way back
+    assert gold_at_kl(path, 2.0) == pytest.approx(0.2)
+    assert math.isnan(gold_at_kl(path, 7.0, start=sft))
