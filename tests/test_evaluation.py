@@ -98,18 +98,6 @@ def test_fit_gao_recovers_coefficients():
     assert fit_gao(kl, gao_curve(d, 0.5, 0.1, "bon"), "bon")["d_peak"] == pytest.approx(2.5)
 
 
-def test_exercises_07(capsys):
-    from rlhf_lab.evaluation import best_of_n_kl, exact_best_of_n_kl
-    from rlhf_lab.exercises.registry import check
-
-    # by hand: best of 2 of {a, b, c} (1/3 each) is c w.p. 5/9, b 3/9, a 1/9
-    exact = 5 / 9 * math.log(5 / 3) + 1 / 9 * math.log(1 / 3)
-    assert check("07.1", (exact, math.log(2) - 0.5))
-    assert not check("07.1", (best_of_n_kl(2), best_of_n_kl(2)))   # the bound is not the exact KL here
-    assert check("07.2", exact_best_of_n_kl)
-    assert not check("07.2", lambda p, q, n: best_of_n_kl(n))
-
-
 def test_the_frontier_table_loads_and_summarises_over_seeds(tmp_path):
     from rlhf_lab.evaluation import frontier_by_beta, load_frontier
 

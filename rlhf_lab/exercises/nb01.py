@@ -25,8 +25,7 @@ def _expected_regret(answer) -> tuple[bool, str]:
         probs = torch.softmax(logits, -1)
         want, got = expected_regret(probs, means).item(), float(answer(probs, means))
         if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
-            return False, (f"for probs {probs.numpy().round(3)} and means {means.numpy().round(3)} "
-                           f"expected {want:.4f}, got {got:.4f}")
+            return False, f"for probs {probs.numpy().round(3)} and means {means.numpy().round(3)} you give {got:.4f}"
     return True, "regret = best mean minus the policy's expected reward"
 
 
@@ -37,19 +36,23 @@ def _gradient_bandit_update(answer) -> tuple[bool, str]:
         args = (logits.clone(), i % logits.numel(), 1.5 - i, 0.25 * i, 0.1)
         want, got = gradient_bandit_update(*args), torch.as_tensor(answer(*args), dtype=torch.float64)
         if got.shape != want.shape or not torch.allclose(got, want, atol=1e-8):
-            return False, (f"for action {args[1]}, reward {args[2]}, baseline {args[3]} expected "
-                           f"{want.numpy().round(4)}, got {got.numpy().round(4)}; "
-                           "every arm moves, not only the one pulled")
+            return False, (f"for action {args[1]}, reward {args[2]}, baseline {args[3]} you give "
+                           f"{got.numpy().round(4)}; which preferences should a pull move?")
     return True, "the pulled arm moves by lr (R - b)(1 - pi_a), every other arm by -lr (R - b) pi_j"
 
 
 @exercise("01.3")
 def _action_spaces(answer) -> tuple[bool, str]:
-    """(actions at one token step, distinct two-token completions) for the tiny model."""
-    v = AutoConfig.from_pretrained(resolve("tiny")[1]).vocab_size
-    if tuple(answer) == (v, v ** 2):
-        return True, f"{v:,} actions per token, {v ** 2:,} two-token completions: the bandit's action space explodes"
-    return False, "one token step chooses among all n_vocab tokens; a two-token completion is a pair of them"
+    """The number of distinct completions the tiny model can write within a budget of 2 new tokens, a
+    completion ending at EOS (nothing follows an EOS)."""
+    cfg = AutoConfig.from_pretrained(resolve("tiny")[1])
+    v = cfg.vocab_size
+    want = 1 + (v - 1) * v          # EOS at once, or a non-EOS token followed by any token
+    if int(answer) == want and float(answer) == want:
+        return True, f"{want:,} completions in two tokens: the bandit's action space grows as n_vocab^T"
+    if int(answer) in (v ** 2, v + v ** 2):
+        return False, "close: what can follow a first token that is EOS?"
+    return False, "count by the first token: either it ends the completion, or a second token follows"
 
 
 def _random_mdp(seed: int, S: int = 4, A: int = 2):
@@ -68,10 +71,9 @@ def _bellman_backup(answer) -> tuple[bool, str]:
         want = (pi * (R + gamma * P @ V)).sum(-1)
         got = torch.as_tensor(answer(V.numpy(), P.numpy(), R.numpy(), pi.numpy(), gamma), dtype=torch.float64)
         if got.shape != want.shape:
-            return False, f"expected one value per state, shape {tuple(want.shape)}; got shape {tuple(got.shape)}"
+            return False, f"answer with one value per state, shape {tuple(want.shape)}; you give shape {tuple(got.shape)}"
         if not torch.allclose(got, want, atol=1e-9):
-            return False, (f"on a random 4-state MDP (gamma = {gamma}) expected {want.numpy().round(4)}, got "
-                           f"{got.numpy().round(4)}")
+            return False, f"on a random 4-state MDP (gamma = {gamma}) you give {got.numpy().round(4)}"
     return True, "applied again and again to any V (gamma < 1), the backup converges to V^pi"
 
 
@@ -85,4 +87,4 @@ def _expected_steps(answer) -> tuple[bool, str]:
         return True, f"{want:.4f} steps: a value function counts whatever the reward counts"
     if abs(got - want) < 0.1 * want:
         return False, "close, but a sample average is not the expectation: solve for it exactly"
-    return False, "which reward, discount and goal make the value of state 0 the expected number of steps?"
+    return False, "not the exact value yet: a value function can count more than rewards"

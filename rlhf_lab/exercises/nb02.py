@@ -10,14 +10,18 @@ from rlhf_lab.labels.store import ranking_to_pairs
 
 @exercise("02.1")
 def _pairs_exercise(answer) -> tuple[bool, str]:
-    """A function ranking -> list of (winner, loser) pairs, compared as sets with ranking_to_pairs."""
-    for ranking in ([0, 1], [2, 0, 1], [3, 1, 0, 2], [4, 2, 0, 1, 3]):
-        expected = set(ranking_to_pairs(ranking))
-        got = [tuple(p) for p in answer(list(ranking))]
-        if len(got) != len(expected) or set(got) != expected:
-            return False, (f"for ranking {ranking} expected the {len(expected)} pairs {sorted(expected)}, "
-                           f"got {sorted(set(got))} ({len(got)} rows)")
-    return True, "K completions give K(K-1)/2 pairs"
+    """A function pairs -> ranking: the best-first ranking that a complete set of (winner, loser) pairs
+    of K items came from, the pairs in any order (the inverse of `ranking_to_pairs`)."""
+    rng = random.Random(1)
+    for k in (2, 3, 4, 5, 9):
+        for _ in range(3):
+            ranking = rng.sample(range(k), k)
+            pairs = ranking_to_pairs(ranking)
+            rng.shuffle(pairs)
+            got = answer([tuple(p) for p in pairs])
+            if list(got) != ranking:
+                return False, f"for the pairs {pairs} (shuffled) you give {list(got)}"
+    return True, "the best item wins K - 1 of its pairs, the next K - 2, ..., the worst none"
 
 
 @exercise("02.2")
@@ -29,8 +33,8 @@ def _kendall_exercise(answer) -> tuple[bool, str]:
     for a, b in cases:
         expected, got = kendall_tau(a, b), float(answer(list(a), list(b)))
         if abs(got - expected) > 1e-9:
-            return False, f"for {a} and {b} expected tau = {expected:.4f}, got {got:.4f}"
-    return True, "tau = (concordant - discordant) / C(K, 2)"
+            return False, f"for {a} and {b} you give tau = {got:.4f}"
+    return True, "tau = 1 for the same order, -1 for the reverse"
 
 
 @exercise("02.3")
@@ -38,6 +42,8 @@ def _elo_exercise(answer) -> tuple[bool, str]:
     """A function (r_winner, r_loser, k_factor) -> new (r_winner, r_loser), compared with elo_update."""
     for rw, rl, k in ((1000, 1000, 32), (1200, 1000, 32), (900, 1300, 16), (1500, 1500, 10)):
         expected, got = elo_update(rw, rl, k), tuple(map(float, answer(rw, rl, k)))
+        if len(got) != 2:
+            return False, f"answer with the two new ratings (winner, loser); you give {len(got)} numbers"
         if max(abs(g - e) for g, e in zip(got, expected)) > 1e-6:
-            return False, f"for r_w={rw}, r_l={rl}, K={k} expected {tuple(round(e, 2) for e in expected)}, got {got}"
+            return False, f"for r_w={rw}, r_l={rl}, K={k} you give {got}"
     return True, "an upset (the lower-rated player winning) moves the ratings most"

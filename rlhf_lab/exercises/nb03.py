@@ -9,20 +9,27 @@ from rlhf_lab.exercises.registry import exercise
 from rlhf_lab.reward.losses import grouped_bt_loss
 
 
+def _plackett_luce_nll(rewards: torch.Tensor, ranking: list[int]) -> torch.Tensor:
+    """-log P(ranking) under Plackett-Luce: the best is chosen first with softmax probability, then the
+    next among the rest, and so on."""
+    r = rewards[torch.as_tensor(ranking)]
+    return -(r - torch.logcumsumexp(r.flip(0), 0).flip(0)).sum()
+
+
 @exercise("03.2")
 def _grouped_loss_exercise(answer) -> tuple[bool, str]:
-    """A function (rewards (K,), ranking best first) -> the prompt's mean pairwise BT loss."""
+    """A function (rewards (K,), ranking best first) -> the Plackett-Luce negative log-likelihood of the ranking."""
     gen = torch.Generator().manual_seed(3)
     for k in (2, 3, 4, 7):
-        rewards = torch.randn(k, generator=gen)
+        rewards = torch.randn(k, generator=gen, dtype=torch.float64)
         ranking = torch.randperm(k, generator=gen).tolist()
-        ranks = torch.empty(1, k, dtype=torch.long)
-        ranks[0, ranking] = torch.arange(k)
-        expected, _ = grouped_bt_loss(rewards[None], ranks)
-        got = answer(rewards.clone(), list(ranking))
-        if not torch.allclose(torch.as_tensor(got, dtype=torch.float32), expected, atol=1e-5):
-            return False, f"for K={k}, rewards {rewards.tolist()}, ranking {ranking}: expected {expected.item():.4f}"
-    return True, ""
+        want = _plackett_luce_nll(rewards, ranking)
+        got = torch.as_tensor(answer(rewards.clone(), list(ranking)), dtype=torch.float64)
+        if got.numel() != 1 or not torch.allclose(got.reshape(()), want, atol=1e-6):
+            if got.numel() == 1 and torch.allclose(got.reshape(()), -want, atol=1e-6):
+                return False, "that is the log-likelihood; the loss is its negative"
+            return False, f"for K={k}, rewards {rewards.numpy().round(3)} and ranking {ranking} you give {got.numpy().round(4)}"
+    return True, "for K = 2 it is the Bradley-Terry loss of the one pair"
 
 
 @exercise("03.3")
@@ -35,9 +42,19 @@ def _probability_exercise(answer) -> tuple[bool, str]:
 
 @exercise("03.1")
 def _forwards_exercise(answer) -> tuple[bool, str]:
-    """(forwards per prompt per epoch with shuffled pairs, with grouped batching) for K = 9."""
+    """d loss / d r for the best, the middle and the worst of K = 9 completions whose rewards are all equal,
+    where the loss is the grouped loss: the mean of -log sigmoid(r_w - r_l) over the C(9, 2) pairs."""
     k = 9
-    expected = (2 * math.comb(k, 2), k)
-    if tuple(answer) == expected:
-        return True, f"{expected[0]} against {expected[1]}: {expected[0] // expected[1]}x fewer forwards"
-    return False, "each of the C(K, 2) pairs forwards two completions; grouping forwards each completion once"
+    rewards = torch.zeros(1, k, dtype=torch.float64, requires_grad=True)
+    loss, _ = grouped_bt_loss(rewards, torch.arange(k)[None])
+    loss.backward()
+    want = tuple(rewards.grad[0, [0, k // 2, k - 1]].tolist())
+    got = tuple(float(x) for x in answer)
+    if len(got) == 3 and all(math.isclose(g, w, abs_tol=1e-4) for g, w in zip(got, want)):
+        return True, (f"{want[0]:+.4f}, {want[1]:+.4f}, {want[2]:+.4f}: the best is pushed up, the worst down, "
+                      "the middle wins as many pairs as it loses")
+    if len(got) != 3:
+        return False, "answer with three numbers: (best, middle, worst)"
+    if all(math.isclose(g, -w, abs_tol=1e-4) for g, w in zip(got, want)):
+        return False, "the signs are flipped: gradient descent moves r against d loss / d r"
+    return False, "each pair contributes to two completions' derivatives; count the pairs each one wins and loses"

@@ -6,7 +6,7 @@ import math
 import torch
 
 from rlhf_lab.exercises.registry import exercise, seeded_cases
-from rlhf_lab.rl.policy_gradient import exact_gradient, mean_baseline, reinforce_loss
+from rlhf_lab.rl.policy_gradient import exact_gradient
 
 
 def _cases(n: int = 4, k: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -14,44 +14,64 @@ def _cases(n: int = 4, k: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return seeded_cases(4, n, k)
 
 
+def _regularised_objective(logits, rewards, ref_logits, beta):
+    """J(z) - beta KL(pi || pi_ref) of a softmax policy over K outcomes."""
+    logp, ref = torch.log_softmax(logits, -1), torch.log_softmax(ref_logits, -1)
+    return (logp.exp() * (rewards - beta * (logp - ref))).sum()
+
+
 @exercise("04.1")
 def _exact_gradient(answer) -> tuple[bool, str]:
-    """A function (logits, rewards) -> grad of E[r] with respect to the logits, (K,)."""
-    for logits, rewards in _cases():
-        want = exact_gradient(logits, rewards)
-        got = torch.as_tensor(answer(logits.clone(), rewards.clone()), dtype=torch.float64)
+    """A function (logits, rewards, ref_logits, beta) -> the gradient of E_pi[r] - beta KL(pi || pi_ref) with
+    respect to the logits, (K,), in closed form."""
+    for i, (logits, rewards) in enumerate(_cases()):
+        ref_logits, beta = torch.roll(logits, 1) * 0.5, (0.0, 0.1, 0.5, 2.0)[i]
+        z = logits.clone().requires_grad_(True)
+        want, = torch.autograd.grad(_regularised_objective(z, rewards, ref_logits, beta), z)
+        got = torch.as_tensor(answer(logits.clone(), rewards.clone(), ref_logits.clone(), beta), dtype=torch.float64)
         if got.shape != want.shape or not torch.allclose(got, want, atol=1e-8):
-            return False, (f"for logits {logits.numpy().round(2)} expected {want.numpy().round(4)}, "
-                           f"got {got.numpy().round(4)}")
-    return True, "pi * (r - E[r]): arms better than average gain probability"
+            if got.shape == want.shape and torch.allclose(got, exact_gradient(logits, rewards), atol=1e-8) and beta:
+                return False, f"with beta = {beta} the KL term changes the gradient; yours is the one of E[r] alone"
+            return False, f"for logits {logits.numpy().round(2)}, beta = {beta} you give {got.numpy().round(4)}"
+    return True, "pi_j times (r_j - beta log(pi_j / pi_ref,j)) minus its mean under pi: the KL acts as a reward"
 
 
 @exercise("04.2")
 def _reinforce_loss(answer) -> tuple[bool, str]:
-    """A function (logps, rewards, baseline) -> the scalar REINFORCE loss of eq. (3)."""
+    """A function (logps (B,), ref_logps (B,), rewards (B,), beta) -> a scalar loss whose gradient in logps is
+    minus the REINFORCE estimate with the KL-shaped reward R - beta (log pi - log pi_ref), the KL not
+    differentiated through (it is part of the reward, as in PPO's)."""
     for logits, rewards in _cases():
-        logps, b = torch.log_softmax(logits, -1), rewards.mean().item()
-        want = reinforce_loss(logps, rewards, b)[0].item()
-        got = float(answer(logps, rewards, b))
-        if math.isclose(got, -want, rel_tol=1e-6) and abs(want) > 1e-9:
-            return False, "the sign is flipped: optimisers minimise, so the loss is -(R - b) log pi"
-        if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
-            return False, f"expected {want:.5f}, got {got:.5f} (mean over the batch of -(R - b) log pi)"
-    return True, "minimising -(R - b) log pi raises the probability of better-than-baseline samples"
+        logps = torch.log_softmax(logits, -1).requires_grad_(True)
+        ref = torch.log_softmax(0.5 * logits, -1)
+        beta = 0.3
+        want = -((rewards - beta * (logps - ref)).detach() * logps).mean()
+        want_grad, = torch.autograd.grad(want, logps)
+        got = answer(logps, ref.clone(), rewards.clone(), beta)
+        got_grad, = torch.autograd.grad(torch.as_tensor(got).reshape(()), logps, allow_unused=True)
+        if got_grad is None:
+            return False, "your loss does not depend on logps: no gradient reaches the policy"
+        if torch.allclose(got_grad, -want_grad, atol=1e-8):
+            return False, "the sign is flipped: optimisers minimise the loss"
+        if not torch.allclose(got_grad, want_grad, atol=1e-8):
+            return False, "the gradient in logps differs from REINFORCE's with that reward: is anything differentiated that should not be?"
+    return True, "the penalty shapes the reward; only log pi of the sampled outcome carries the gradient"
 
 
 @exercise("04.3")
 def _loo_baseline(answer) -> tuple[bool, str]:
-    """A function rewards (B,) -> leave-one-out mean baseline (B,), whole batch one group."""
-    for _, rewards in _cases():
-        want = mean_baseline(rewards)
-        got = torch.as_tensor(answer(rewards.clone()), dtype=torch.float64)
-        if got.shape == want.shape and torch.allclose(got, torch.full_like(want, rewards.mean().item())):
-            return False, "that is the plain mean, which includes r_i itself and so depends on the sample"
-        if got.shape != want.shape or not torch.allclose(got, want, atol=1e-8):
-            return False, (f"for rewards {rewards.numpy().round(3)} expected {want.numpy().round(4)}, "
-                           f"got {got.numpy().round(4)}")
-    return True, "b_i does not depend on y_i, so the estimator stays unbiased"
+    """A function (logits (K,), rewards (K,)) -> the constant baseline b that minimises the variance (the
+    expected squared norm) of the one-sample estimate (R(a) - b) grad_z log pi(a) of a softmax policy."""
+    for logits, rewards in _cases():
+        pi = torch.softmax(logits, -1)
+        g2 = 1 - 2 * pi + (pi ** 2).sum()                    # ||e_a - pi||^2 for each outcome a
+        want = float((pi * rewards * g2).sum() / (pi * g2).sum())
+        got = float(answer(logits.clone(), rewards.clone()))
+        if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
+            if math.isclose(got, float((pi * rewards).sum()), rel_tol=1e-6):
+                return False, "the mean reward is a good baseline, but not the one of least variance here"
+            return False, f"for logits {logits.numpy().round(2)} you give {got:.5f}"
+    return True, "a reward average weighted by the squared score: close to the mean reward, not equal to it"
 
 
 SEQUENCE_PROBS = (0.5, 0.2, 0.1, 0.9)
@@ -66,4 +86,4 @@ def _sequence_logprob(answer) -> tuple[bool, str]:
         return True, f"log pi(y | x) = sum_t log pi(y_t | ...) = {want:.4f} = log of {math.exp(want):.4f}"
     if math.isclose(float(answer), want / len(SEQUENCE_PROBS), abs_tol=1e-4):
         return False, "that is the mean per token; the sequence's log-probability is the sum"
-    return False, "add the logs of the token probabilities"
+    return False, "not the probability of the completion itself, but its log"

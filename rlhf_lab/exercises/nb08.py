@@ -1,34 +1,51 @@
 """The checkers of notebook 08's exercises (critic-free RL): `rlhf_lab.exercises.registry.check` runs them."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rlhf_lab.exercises.registry import exercise
-from rlhf_lab.rl.group_rl import aggregate, group_advantages
+from rlhf_lab.rl.group_rl import aggregate
+from rlhf_lab.rl.ppo import kl_estimate
+
+PI, PI_REF = (0.2, 0.8), (0.5, 0.5)
+"""Exercise 08.1: a policy and a reference over two tokens."""
 
 
 @exercise("08.1")
 def _rloo_exercise(answer) -> tuple[bool, str]:
-    """The RLOO advantages (4 floats) of one group with rewards (1, 2, 3, 6)."""
-    want = group_advantages(torch.tensor([[1.0, 2.0, 3.0, 6.0]]), "rloo")[0]
-    got = torch.as_tensor(answer, dtype=torch.float32).reshape(-1)
-    if got.shape == (4,) and torch.allclose(got, want, atol=1e-3):
-        return True, "each reward minus the mean of the other three: K/(K-1) times the centred reward"
-    if got.shape == (4,) and torch.allclose(got, torch.tensor([-2.0, -1.0, 0.0, 3.0]), atol=1e-3):
-        return False, "that is r - mean of all four (Dr. GRPO); RLOO leaves the sample itself out of its baseline"
-    return False, f"A_i = r_i - mean of the others; expected {want.numpy().round(3)}"
+    """(KL(pi || pi_ref), E_pi[k3], E_pi[k2]) for PI and PI_REF, the expectations over a token drawn from pi."""
+    pi, ref = torch.tensor(PI, dtype=torch.float64), torch.tensor(PI_REF, dtype=torch.float64)
+    logp, logr = pi.log(), ref.log()
+    want = (float((pi * (logp - logr)).sum()), float((pi * kl_estimate(logp, logr, "k3")).sum()),
+            float((pi * kl_estimate(logp, logr, "k2")).sum()))
+    got = tuple(float(x) for x in answer)
+    if len(got) == 3 and all(math.isclose(g, w, abs_tol=1e-3) for g, w in zip(got, want)):
+        return True, (f"KL {want[0]:.4f} = E[k3] {want[1]:.4f}: k3 is unbiased; E[k2] {want[2]:.4f} is not, "
+                      "though it is close while the two distributions are")
+    if len(got) != 3:
+        return False, "answer with three numbers: (KL, E[k3], E[k2])"
+    if math.isclose(got[0], want[0], abs_tol=1e-3):
+        return False, "the KL is right; each estimator is a function of the sampled token's log-ratio, averaged under pi"
+    return False, "the KL of two distributions over two tokens is a sum of two terms"
 
 
 @exercise("08.2")
 def _aggregation_exercise(answer) -> tuple[bool, str]:
-    """A function (token_loss (B, T), mask (B, T)) -> the "grpo" aggregation (mean per response, then mean)."""
-    gen = torch.Generator().manual_seed(8)
-    for _ in range(3):
-        loss, mask = torch.randn(5, 7, generator=gen), (torch.rand(5, 7, generator=gen) > 0.3).float()
-        mask[:, 0] = 1
-        want, got = aggregate(loss, mask, "grpo"), torch.as_tensor(answer(loss.clone(), mask.clone()))
-        if not torch.allclose(got.float(), want, atol=1e-5):
-            dapo = aggregate(loss, mask, "dapo")
-            hint = " (that is the mean over all tokens, DAPO's)" if torch.allclose(got.float(), dapo, atol=1e-5) else ""
-            return False, f"expected {want.item():.4f}, got {float(got):.4f}{hint}"
-    return True, "a token of a short response weighs more than one of a long response: the length bias"
+    """(share of the loss's gradient that goes to the 1-token response, under "grpo"; the same under "dapo") for
+    a batch of a 1-token and a 24-token response whose tokens all have the same loss."""
+    mask = torch.zeros(2, 24)
+    mask[0, 0], mask[1] = 1, 1
+    want = []
+    for loss_type in ("grpo", "dapo"):
+        token_loss = torch.ones(2, 24, requires_grad=True)
+        g, = torch.autograd.grad(aggregate(token_loss, mask, loss_type), token_loss)
+        want.append((g[0].abs().sum() / g.abs().sum()).item())
+    got = tuple(float(x) for x in answer)
+    if len(got) == 2 and all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(got, want)):
+        return True, (f"{want[0]:.2f} against {want[1]:.2f}: per-response averaging gives a short response's token "
+                      "24 times the weight of a long one's, the length bias Dr. GRPO removes")
+    if len(got) != 2:
+        return False, "answer with two shares between 0 and 1: (grpo, dapo)"
+    return False, "write each aggregation as a weighted sum of the token losses and read off the weights"

@@ -4,7 +4,7 @@
     check("00.1", my_answer)
 
 Notebook NN's checkers live in `rlhf_lab.exercises.nbNN` (the find-the-bug ones in
-`rlhf_lab.exercises.bugs`) and register themselves with the ``@exercise("NN.k")`` decorator;
+`rlhf_lab.exercises.bug_checks`) and register themselves with the ``@exercise("NN.k")`` decorator;
 `check` imports that module the first time one of its exercises is asked for.
 
 `check` prints "correct" or what is off, and never raises, so a notebook with an exercise
@@ -25,9 +25,9 @@ _CHECKS: dict[str, Callable[[Any], tuple[bool, str]]] = {}
 
 def checker_module(name: str) -> str:
     """The module that holds exercise ``name``'s checker: "05.2" -> rlhf_lab.exercises.nb05, "bug.3" ->
-    rlhf_lab.exercises.bugs (notebook 05's find-the-bug exercises)."""
+    rlhf_lab.exercises.bug_checks (notebook 05's find-the-bug exercises)."""
     notebook = name.split(".")[0]
-    return "rlhf_lab.exercises." + ("bugs" if notebook == "bug" else f"nb{notebook}")
+    return "rlhf_lab.exercises." + ("bug_checks" if notebook == "bug" else f"nb{notebook}")
 
 
 def exercise(name: str):

@@ -36,6 +36,8 @@ Liu et al. eq. 6). The KL estimators k1, k2, k3 (Schulman 2020, "Approximating K
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rlhf_lab.config import fork_rng, set_seed
@@ -144,7 +146,8 @@ def kl_estimator_study(policy, reference, tokenizer, prompts, max_new_tokens: in
     """Sample responses from ``policy`` and, at every response token, the exact KL of the two next-token
     distributions, sum_v pi(v) log(pi(v) / pi_ref(v)) at ``temperature``, beside the three estimates
     k1, k2, k3 of the sampled token (`ppo.kl_estimate`). Returns flat (tokens,) tensors "exact", "k1",
-    "k2", "k3": the estimators' bias and variance are their difference from "exact" and their spread.
+    "k2", "k3": the estimators' bias and variance are their difference from "exact" and their spread;
+    "response" says which response each token is from (`estimator_bias`).
     Summed over a response, each estimates KL(pi || pi_ref) of whole responses."""
     device = next(policy.parameters()).device
     with fork_rng():
@@ -161,7 +164,22 @@ def kl_estimator_study(policy, reference, tokenizer, prompts, max_new_tokens: in
     exact = (logp["policy"].exp() * (logp["policy"] - logp["reference"])).sum(-1)
     tok = ids[:, start:].unsqueeze(-1)
     lp, lq = logp["policy"].gather(-1, tok).squeeze(-1), logp["reference"].gather(-1, tok).squeeze(-1)
-    out = {"exact": exact[mask].cpu()}
+    out = {"exact": exact[mask].cpu(), "response": torch.arange(ids.shape[0], device=device)[:, None].expand_as(mask)[mask].cpu()}
     for e in ("k1", "k2", "k3"):
         out[e] = kl_estimate(lp, lq, e)[mask].cpu()
     return out
+
+
+def estimator_bias(study: dict[str, torch.Tensor], estimator: str) -> tuple[float, float]:
+    """The mean error per token of ``estimator`` against the exact KL, and its standard error with the
+    tokens of one response counted together (they are not independent): the responses' summed errors
+    are the independent units, so se = sqrt(R / (R - 1) * sum_r (E_r - n_r m)^2) / N."""
+    err, resp = (study[estimator] - study["exact"]).double(), study["response"]
+    R = int(resp.max()) + 1
+    totals = torch.zeros(R, dtype=torch.float64).index_add_(0, resp, err)
+    counts = torch.zeros(R, dtype=torch.float64).index_add_(0, resp, torch.ones_like(err))
+    keep, m = counts > 0, err.mean().item()
+    totals, counts, n = totals[keep], counts[keep], len(err)
+    r = len(totals)
+    se = math.sqrt(r / max(r - 1, 1) * ((totals - counts * m) ** 2).sum().item()) / n
+    return m, se

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from rlhf_lab.labels import aggregation as agg
 from rlhf_lab.cli.main import main
 from rlhf_lab.config import data_dir
-from rlhf_lab.exercises.registry import check
 from rlhf_lab.labels.labelers import PERSONAS, SimulatedLabeler, features, label_tasks, make_labelers
 from rlhf_lab.labels.preferences import (LabelTask, export_trl, load_preferences, sample_for_labeling, split_by_prompt,
                                          to_pairs)
@@ -463,18 +462,6 @@ def test_intransitive_triples_by_hand():
 
 
 # ---- exercises -----------------------------------------------------------------------------
-
-def test_exercise_checkers_accept_right_and_reject_wrong_answers():
-    assert check("02.1", lambda r: [(r[i], r[j]) for i in range(len(r)) for j in range(i + 1, len(r))])
-    assert not check("02.1", lambda r: list(zip(r, r[1:])))                    # adjacent pairs only
-    assert check("02.2", agg.kendall_tau)
-    assert not check("02.2", agg.pairwise_agreement)
-    assert check("02.3", lambda w, l, k: agg.elo_update(w, l, k))
-    assert not check("02.3", lambda w, l, k: (w + k / 2, l - k / 2))
-    assert not check("02.1", None)
-
-
-# ---- the command and the shipped data -----------------------------------------------------
 
 def test_label_command_writes_records_and_metadata(tmp_path, capsys):
     out = tmp_path / "prefs"

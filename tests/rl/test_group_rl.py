@@ -124,10 +124,17 @@ def test_k1_k2_k3_against_the_exact_kl_of_a_categorical():
     assert float(k["k3"].std()) < float(k["k1"].std())          # k3's lower variance when q is near p
 
 
-def test_notebook_08_exercises_accept_the_answer_and_explain_the_usual_mistakes():
-    from rlhf_lab.exercises.registry import check
+def test_estimator_bias_counts_a_response_as_one_unit():
+    import math
 
-    assert check("08.1", [-8 / 3, -4 / 3, 0.0, 4.0])
-    assert not check("08.1", [-2.0, -1.0, 0.0, 3.0])              # Dr. GRPO's centring, not RLOO
-    assert check("08.2", lambda loss, mask: ((loss * mask).sum(-1) / mask.sum(-1)).mean())
-    assert not check("08.2", lambda loss, mask: (loss * mask).sum() / mask.sum())   # DAPO's token mean
+    from rlhf_lab.rl.group_rl import estimator_bias
+
+    # two responses: errors (+1, +1, +1) and (-1): mean +0.5 per token; summed errors 3 and -1
+    study = {"exact": torch.zeros(4), "k1": torch.tensor([1.0, 1.0, 1.0, -1.0]), "response": torch.tensor([0, 0, 0, 1])}
+    m, se = estimator_bias(study, "k1")
+    assert m == 0.5
+    # E_r - n_r m = 3 - 1.5 = 1.5 and -1 - 0.5 = -1.5: sqrt(2 / 1 * 4.5) / 4 = 0.75
+    assert math.isclose(se, 0.75)
+    # the same errors as four independent responses give the smaller, token-level s.e.
+    m1, se1 = estimator_bias({**study, "response": torch.arange(4)}, "k1")
+    assert m1 == 0.5 and se1 < se
