@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from rlhf_lab.exercises.registry import exercise
+from rlhf_lab.exercises.registry import close, exercise
 from rlhf_lab.reward.losses import grouped_bt_loss
 
 
@@ -50,11 +50,11 @@ def _forwards_exercise(answer) -> tuple[bool, str]:
     loss.backward()
     want = tuple(rewards.grad[0, [0, k // 2, k - 1]].tolist())
     got = tuple(float(x) for x in answer)
-    if len(got) == 3 and all(math.isclose(g, w, abs_tol=1e-4) for g, w in zip(got, want)):
-        return True, (f"{want[0]:+.4f}, {want[1]:+.4f}, {want[2]:+.4f}: the best is pushed up, the worst down, "
-                      "the middle wins as many pairs as it loses")
     if len(got) != 3:
         return False, "answer with three numbers: (best, middle, worst)"
-    if all(math.isclose(g, -w, abs_tol=1e-4) for g, w in zip(got, want)):
+    if close(got, want, 1e-4):
+        return True, (f"{want[0]:+.4f}, {want[1]:+.4f}, {want[2]:+.4f}: the best is pushed up, the worst down, "
+                      "the middle wins as many pairs as it loses")
+    if close(got, [-w for w in want], 1e-4):
         return False, "the signs are flipped: gradient descent moves r against d loss / d r"
     return False, "each pair contributes to two completions' derivatives; count the pairs each one wins and loses"

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from rlhf_lab.exercises.registry import exercise
+from rlhf_lab.exercises.registry import close, exercise
 from rlhf_lab.rl.dpo import dpo_loss, optimal_policy
 
 PAIRS = ((-30.0, -50.0, -32.0, -32.0), (-40.0, -30.0, -35.0, -35.0))
@@ -30,12 +30,12 @@ def _dpo_loss_exercise(answer) -> tuple[bool, str]:
     orders right and on one it orders wrong, h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))."""
     want = tuple(_pair_gradient(p) for p in PAIRS)
     got = tuple(float(x) for x in answer)
-    if len(got) == 2 and all(math.isclose(g, w, abs_tol=1e-4) for g, w in zip(got, want)):
-        return True, (f"{want[0]:+.4f} and {want[1]:+.4f}: a pair the policy already orders right is pushed less, one "
-                      "it orders wrong more; DPO weights each pair by how wrong its implicit reward is")
     if len(got) != 2:
         return False, "answer with two derivatives, one per pair"
-    if all(math.isclose(g, -w, abs_tol=1e-4) for g, w in zip(got, want)):
+    if close(got, want, 1e-4):
+        return True, (f"{want[0]:+.4f} and {want[1]:+.4f}: a pair the policy already orders right is pushed less, one "
+                      "it orders wrong more; DPO weights each pair by how wrong its implicit reward is")
+    if close(got, [-w for w in want], 1e-4):
         return False, "the signs are flipped: raising the margin lowers the loss"
     return False, "write the loss as a function of h alone, then differentiate"
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from rlhf_lab.exercises.registry import exercise
+from rlhf_lab.exercises.registry import close, exercise
 from rlhf_lab.rl.group_rl import aggregate
 from rlhf_lab.rl.ppo import kl_estimate
 
@@ -21,11 +21,11 @@ def _rloo_exercise(answer) -> tuple[bool, str]:
     want = (float((pi * (logp - logr)).sum()), float((pi * kl_estimate(logp, logr, "k3")).sum()),
             float((pi * kl_estimate(logp, logr, "k2")).sum()))
     got = tuple(float(x) for x in answer)
-    if len(got) == 3 and all(math.isclose(g, w, abs_tol=1e-3) for g, w in zip(got, want)):
-        return True, (f"KL {want[0]:.4f} = E[k3] {want[1]:.4f}: k3 is unbiased; E[k2] {want[2]:.4f} is not, "
-                      "though it is close while the two distributions are")
     if len(got) != 3:
         return False, "answer with three numbers: (KL, E[k3], E[k2])"
+    if close(got, want, 1e-3):
+        return True, (f"KL {want[0]:.4f} = E[k3] {want[1]:.4f}: k3 is unbiased; E[k2] {want[2]:.4f} is not, "
+                      "though it is close while the two distributions are")
     if math.isclose(got[0], want[0], abs_tol=1e-3):
         return False, "the KL is right; each estimator is a function of the sampled token's log-ratio, averaged under pi"
     return False, "the KL of two distributions over two tokens is a sum of two terms"
@@ -43,9 +43,9 @@ def _aggregation_exercise(answer) -> tuple[bool, str]:
         g, = torch.autograd.grad(aggregate(token_loss, mask, loss_type), token_loss)
         want.append((g[0].abs().sum() / g.abs().sum()).item())
     got = tuple(float(x) for x in answer)
-    if len(got) == 2 and all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(got, want)):
-        return True, (f"{want[0]:.2f} against {want[1]:.2f}: per-response averaging gives a short response's token "
-                      "24 times the weight of a long one's, the length bias Dr. GRPO removes")
     if len(got) != 2:
         return False, "answer with two shares between 0 and 1: (grpo, dapo)"
+    if close(got, want, 1e-3):
+        return True, (f"{want[0]:.2f} against {want[1]:.2f}: per-response averaging gives a short response's token "
+                      "24 times the weight of a long one's, the length bias Dr. GRPO removes")
     return False, "write each aggregation as a weighted sum of the token losses and read off the weights"

@@ -16,6 +16,7 @@ with the reference on several inputs with ``allclose``.
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, Callable
 
 import torch
@@ -57,6 +58,11 @@ def check(name: str, answer: Any) -> bool:
         ok, message = False, f"your answer raised {type(err).__name__}: {err}"
     print(f"exercise {name}: {'correct' if ok else 'not yet'}" + (f": {message}" if message else ""))
     return ok
+
+
+def close(got, want, tol: float) -> bool:
+    """Whether the numbers ``got`` match ``want`` one by one to ``tol``, as many of them as there are."""
+    return len(got) == len(want) and all(math.isclose(g, w, abs_tol=tol) for g, w in zip(got, want))
 
 
 def seeded_cases(seed: int, n: int, k: int) -> list[tuple]:
