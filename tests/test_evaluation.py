@@ -124,3 +124,34 @@ def test_gold_at_kl_reads_a_path_where_it_first_drifted_that_far():
     assert gold_at_kl(path, 5.0, start=sft) == pytest.approx(0.35)     # first crossing, not the way back
     assert gold_at_kl(path, 2.0) == pytest.approx(0.2)
     assert math.isnan(gold_at_kl(path, 7.0, start=sft))
+
+
+def test_pass_at_k_is_chen_et_al_s_unbiased_estimator():
+    import random
+    from itertools import combinations
+
+    from rlhf_lab.evaluation import pass_at_k
+
+    for n, c, k in ((5, 0, 1), (5, 5, 3), (10, 3, 1), (10, 3, 4), (12, 1, 12), (7, 2, 6)):
+        exact = 1 - math.comb(n - c, k) / math.comb(n, k)            # the slow formula
+        assert pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12)
+        # by enumeration: the share of k-subsets of the n samples that hold a passing one
+        samples = [True] * c + [False] * (n - c)
+        subsets = list(combinations(range(n), k))
+        assert pass_at_k(n, c, k) == pytest.approx(sum(any(samples[i] for i in s) for s in subsets) / len(subsets))
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)                    # pass@1 is the pass rate
+    # unbiased: over many draws of n samples from a task that passes with probability p, the mean estimate of
+    # pass@k is 1 - (1 - p)^k
+    rng, p, n, k = random.Random(0), 0.2, 16, 4
+    estimates = [pass_at_k(n, sum(rng.random() < p for _ in range(n)), k) for _ in range(20_000)]
+    assert sum(estimates) / len(estimates) == pytest.approx(1 - (1 - p) ** k, abs=0.005)
+    # stable where the binomials are huge
+    assert 0 < pass_at_k(2000, 1, 1000) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("n, c, k", [(0, 0, 1), (5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)])
+def test_pass_at_k_names_a_bad_size(n, c, k):
+    from rlhf_lab.evaluation import pass_at_k
+
+    with pytest.raises(ValueError, match=f"got n={n}, c={c}, k={k}"):
+        pass_at_k(n, c, k)
