@@ -157,7 +157,7 @@ def _evaluate_policy(policy, reference, tokenizer, prompts, reward_fn, temperatu
         lengths += s.completion_mask.sum(-1).tolist()
         finished += s.finished.tolist()
     golds = judge_many(prompts, completions)
-    scores = reward_fn([p.text for p in prompts], completions).tolist() if reward_fn is not None else []
+    scores = torch.as_tensor(reward_fn([p.text for p in prompts], completions)).tolist() if reward_fn is not None else []
     gold = torch.tensor([g.gold for g in golds])
     kinds = sorted({p.kind for p in prompts})
     by_kind = {k: summarise([g for g, p in zip(golds, prompts) if p.kind == k]) for k in kinds}

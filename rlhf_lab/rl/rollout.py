@@ -33,8 +33,8 @@ from rlhf_lab.lm.packing import PackedBatch, pack, packed_hidden, place
 from rlhf_lab.rl.ppo import entropy_from_logits
 from rlhf_lab.world.reviews import Prompt
 
-RewardFn = Callable[[list[str], list[str]], torch.Tensor]
-"""(prompt texts, completions) -> (B,) scores."""
+RewardFn = Callable[[list[str], list[str]], "torch.Tensor | list[float]"]
+"""(prompt texts, completions) -> (B,) scores: a tensor, or a list of floats as TRL's reward functions return."""
 
 
 def as_prompts(prompts) -> list[Prompt]:

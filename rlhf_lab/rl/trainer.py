@@ -133,7 +133,7 @@ class RLTrainer:
         episodes = Episodes.of(ids, attn, start, mask)
         logprobs, values, ent, ref_logprobs = self._score_forwards(episodes, ids, attn, start, mask.shape[1])
         with self._autocast():
-            rm_scores = self.reward_fn([p.text for p in prompts], s.completions).to(self.device).float()
+            rm_scores = torch.as_tensor(self.reward_fn([p.text for p in prompts], s.completions), dtype=torch.float32).to(self.device)
         if (bad := ~torch.isfinite(rm_scores)).any():
             i = int(bad.nonzero()[0])
             raise FloatingPointError(

@@ -76,6 +76,41 @@ def verify(spec: Spec, text: str) -> Verdict:
     })
 
 
+def demonstration(spec: Spec, seed: int = 0) -> str:
+    """A completion the grammar writes for ``spec`` that the verifier passes (a leading space, as the world's
+    demonstrations have): a review of the asked film, focused on the asked aspect, aimed at the middle of the
+    asked stars' band of sentiment, redrawn until it passes. For a short fine-tuning on the spec form."""
+    world = ReviewWorld(seed)
+    for attempt in range(200):
+        rng = random.Random(f"{seed}/{spec.id}/demo/{attempt}")
+        polarity = max(-1.0, min(1.0, (spec.stars - 3) / 2 + rng.uniform(-0.2, 0.2)))
+        text = world._compose(rng, spec.title, focus=spec.aspect, polarity=polarity, demo=True).text
+        if verify(spec, text).passed:
+            return " " + text
+    raise RuntimeError(f"the grammar wrote no review that passes {spec.id} ({spec.text!r}) in 200 tries")
+
+
+class SpecReward:
+    """The verifier as a reward function over prompt texts: ``reward(prompts, completions)`` -> a list of 0.0 / 1.0,
+    the form the kit's trainers take as ``reward_fn`` and TRL's GRPOTrainer and RLOOTrainer as ``reward_funcs``
+    (they call it by keyword, with extra columns in ``kwargs``). A prompt that is not one of ``specs`` is an
+    error, not a 0: a verifier that cannot tell what was asked must not pretend it failed."""
+
+    def __init__(self, specs: list[Spec]):
+        self.by_text = {s.text: s for s in specs}
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        out = []
+        for prompt, completion in zip(prompts, completions):
+            if prompt not in self.by_text:
+                raise KeyError(f"no specification has the prompt {prompt[:80]!r}; "
+                               f"SpecReward knows {len(self.by_text)} specifications")
+            out.append(verify(self.by_text[prompt], completion).reward)
+        return out
+
+
 def specs(n: int, split: str = "train", seed: int = 0) -> list[Spec]:
     """``n`` specifications of ``split``, fixed by (seed, split, index); titles follow the world's split."""
     if split not in SPLITS:

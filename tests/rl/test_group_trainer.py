@@ -98,3 +98,16 @@ def test_cli_trains_resumes_and_refuses_another_algorithms_run(tmp_path, capsys)
     assert "holds a grpo run; resume it with `rlhf-lab grpo --resume" in capsys.readouterr().err
     assert main(["rloo", "--batch-size", "30", "--out", str(tmp_path / "x")]) == 2     # checked before any load
     assert "multiple of num_generations" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_the_verifier_is_a_reward_function_the_trainer_takes():
+    """A reward function that returns a list of floats (TRL's form), here the spec verifier: all-fail groups
+    give zero-std rows, and the run stays finite."""
+    from rlhf_lab.world.specs import SpecReward, specs
+
+    spec_list = specs(8, "train")
+    cfg = _cfg("grpo", beta=0.0, unfinished_score=None)      # the verifier fails an unfinished review itself
+    trainer = GroupTrainer(cfg, [s.prompt for s in spec_list], reward_fn=SpecReward(spec_list))
+    hist = trainer.train(iterations=1, progress=False)
+    assert 0.0 <= hist.rows[0]["objective/scores"] <= 1.0
+    assert hist.rows[0]["frac_reward_zero_std"] > 0                  # the tiny model fails most specs outright

@@ -60,3 +60,24 @@ def test_bad_sizes_and_splits_are_named():
         specs(3, "dev")
     with pytest.raises(ValueError, match="n must be at least 0, got -1"):
         specs(-1)
+
+
+def test_the_grammar_writes_a_passing_demonstration_for_every_spec():
+    from rlhf_lab.world.specs import demonstration
+
+    for spec in specs(30, "train"):
+        text = demonstration(spec)
+        assert text.startswith(" ") and verify(spec, text.strip()).passed, (spec, text)
+    assert demonstration(SPEC) == demonstration(SPEC)          # seeded
+
+
+def test_the_verifier_as_a_reward_function():
+    from rlhf_lab.world.specs import SpecReward
+
+    reward = SpecReward([SPEC])
+    assert reward([SPEC.text, SPEC.text], [GOOD, "The ending is dull."]) == [1.0, 0.0]
+    assert reward(prompts=[SPEC.text], completions=[" " + GOOD], completion_ids=[[1, 2]]) == [1.0]   # TRL's call
+    with pytest.raises(KeyError, match="no specification has the prompt 'Write a review"):
+        reward(["Write a review of the plot."], [GOOD])
+    with pytest.raises(ValueError, match="1 prompts but 2 completions"):
+        reward([SPEC.text], [GOOD, GOOD])
