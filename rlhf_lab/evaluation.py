@@ -326,3 +326,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:                      # every k-subset holds a passing sample
         return 1.0
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def pass_at_k_curve(passes, ks) -> dict[int, float]:
+    """Mean pass@k over prompts for each k, from ``passes`` (P, N): which of N samples of each of P prompts pass."""
+    rows = [[bool(x) for x in row] for row in passes]
+    n = len(rows[0]) if rows else 0
+    if not rows or any(len(r) != n for r in rows):
+        raise ValueError("passes must be a non-empty (prompts, samples) table with the same number of samples per prompt")
+    return {k: sum(pass_at_k(n, sum(r), k) for r in rows) / len(rows) for k in ks}

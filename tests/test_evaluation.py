@@ -155,3 +155,14 @@ def test_pass_at_k_names_a_bad_size(n, c, k):
 
     with pytest.raises(ValueError, match=f"got n={n}, c={c}, k={k}"):
         pass_at_k(n, c, k)
+
+
+def test_pass_at_k_curve_averages_over_prompts():
+    from rlhf_lab.evaluation import pass_at_k, pass_at_k_curve
+
+    passes = [[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
+    curve = pass_at_k_curve(passes, [1, 2, 4])
+    assert curve[1] == pytest.approx((0.25 + 0 + 1) / 3)
+    assert curve[2] == pytest.approx((pass_at_k(4, 1, 2) + 0 + 1) / 3) and curve[4] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same number of samples per prompt"):
+        pass_at_k_curve([[1, 0], [1]], [1])
