@@ -1,6 +1,6 @@
 """Notebook 05's beta, measured: PPO at several KL coefficients, three seeds each, on the cpu chain.
 
-    python -m benchmarks.beta_frontier                       # the committed table, ~12 min on 2 cores
+    python -m benchmarks.beta_frontier                       # the committed table, ~7 min on 2 cores
     python -m benchmarks.beta_frontier --smoke --out /tmp/f.json   # two betas, one seed, 2 iterations
 
 Each run is notebook 05's (PPOConfig's cpu preset on the cpu chain: 20 iterations of 32 episodes,
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import platform
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -30,7 +28,7 @@ import torch
 
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
-from rlhf_lab.evaluation import evaluate_policy
+from rlhf_lab.evaluation import evaluate_policy, frontier_by_beta
 from rlhf_lab.lm.models import load_model
 from rlhf_lab.rl.ppo import PPOConfig
 from rlhf_lab.rl.ppo_trainer import PPOTrainer
@@ -51,10 +49,6 @@ def point(e: dict, iteration: int) -> dict:
     out = {k: round(float(e[k]), 5) for k in KEEP}
     out["instruction_gold"] = round(float(e["by_kind"]["instruction"]["gold"]), 5)
     return {"iteration": iteration, **out}
-
-
-def mean_se(xs) -> tuple[float, float]:
-    return statistics.mean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan"))
 
 
 def main(argv=None) -> dict:
@@ -121,11 +115,10 @@ def main(argv=None) -> dict:
     s = table["sft"]
     print(f"{'SFT':>6s} {s['kl']:15.2f} {s['score']:15.3f} {s['gold']:15.3f} {s['instruction_gold']:15.3f} "
           f"{s['well_formed_rate']:7.0%}")
-    for beta in args.betas:
-        finals = [r["final"] for r in table["runs"] if r["beta"] == beta]
-        cells = [mean_se([f[k] for f in finals]) for k in ("kl", "score", "gold", "instruction_gold")]
-        print(f"{beta:6g} " + " ".join(f"{m:7.3f} +- {e:5.3f}" for m, e in cells)
-              + f" {statistics.mean(f['well_formed_rate'] for f in finals):7.0%}")
+    columns = [frontier_by_beta(table, k) for k in ("kl", "score", "gold", "instruction_gold", "well_formed_rate")]
+    for beta in sorted(set(args.betas)):
+        print(f"{beta:6g} " + " ".join(f"{c[beta][0]:7.3f} +- {c[beta][1]:5.3f}" for c in columns[:-1])
+              + f" {columns[-1][beta][0]:7.0%}")
     print(f"(mean +- s.e. over seeds {args.seeds}; {len(test_prompts)} held-out prompts; "
           f"{table['meta']['seconds']} s; written to {args.out})")
     return table

@@ -1,6 +1,4 @@
 """Notebook 00: the base model and the three copies."""
-import copy
-
 import torch
 
 from rlhf_lab.lm.models import load_model
@@ -44,4 +42,3 @@ WRONG = {
              ("a deep copy is enough, frozen or not", lambda: lambda p, r: r is not p and not any(
                  a.data_ptr() == b.data_ptr() for a, b in zip(p.parameters(), r.parameters())))],
 }
-_ = copy  # the student's version often imports copy to build a candidate; kept for the docstring's reader

@@ -32,13 +32,12 @@ def _unembedding_sizes(answer) -> tuple[bool, str]:
     got = tuple(answer)
     if len(got) != 2:
         return False, "answer with two numbers: (a share between 0 and 1, a parameter count)"
-    for name in ("tiny", "gpt2"):
-        share, untied = _tied_counts(name)
+    counts = [_tied_counts(name) for name in ("tiny", "gpt2")]
+    for share, untied in counts:
         if math.isclose(float(got[0]), share, abs_tol=5e-4) and int(got[1]) == untied:
             return True, (f"{share:.1%} of the model is one matrix, used twice; untied, the policy, the reference and "
                           f"the reward model's backbone would each carry it separately ({untied:,} parameters)")
-    shares = [_tied_counts(n)[0] for n in ("tiny", "gpt2")]
-    if any(math.isclose(float(got[0]), s, abs_tol=5e-4) for s in shares):
+    if any(math.isclose(float(got[0]), share, abs_tol=5e-4) for share, _ in counts):
         return False, "the share is right; the untied count is not"
     return False, "count the parameters the model reports, and what one more matrix of that shape adds"
 

@@ -226,14 +226,21 @@ class ReviewWorld:
         return Review(title, tuple(used), p, text, tuple(names))
 
     # -- public API ----------------------------------------------------------------
-    def review(self, rng: random.Random, aspect: str | None = None,
-               polarity: float | None = None) -> Review:
-        """A review of a fresh title, about `aspect` if given, aimed at `polarity`."""
+    def review(self, rng: random.Random, aspect: str | None = None, polarity: float | None = None,
+               title: str | None = None, demo: bool = False) -> Review:
+        """A review of ``title`` (default: a fresh one), about `aspect` if given, aimed at `polarity`; ``demo``
+        opens it as an SFT demonstration does, with a sentence naming the aspect and the title."""
         if aspect is not None and aspect not in ASPECTS:
             raise ValueError(f"unknown aspect {aspect!r}; expected one of {ASPECTS}")
         if polarity is not None and not -1 <= polarity <= 1:
             raise ValueError(f"polarity must be in [-1, 1], got {polarity}")
-        return self._compose(rng, self._title(rng), focus=aspect, polarity=polarity)
+        title = self._title(rng) if title is None else title
+        return self._compose(rng, title, focus=aspect, polarity=polarity, demo=demo)
+
+    @staticmethod
+    def title(rng: random.Random, split: str | None = None) -> str:
+        """A film title drawn from ``rng``, one of ``split``'s titles when it is given."""
+        return ReviewWorld._title(rng, split)
 
     def corpus(self, n: int, split: str = "train") -> list[str]:
         """n plain reviews for pre-training; about half end with a star rating, "Rating: 4/5.".

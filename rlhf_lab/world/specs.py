@@ -84,7 +84,7 @@ def demonstration(spec: Spec, seed: int = 0) -> str:
     for attempt in range(200):
         rng = random.Random(f"{seed}/{spec.id}/demo/{attempt}")
         polarity = max(-1.0, min(1.0, (spec.stars - 3) / 2 + rng.uniform(-0.2, 0.2)))
-        text = world._compose(rng, spec.title, focus=spec.aspect, polarity=polarity, demo=True).text
+        text = world.review(rng, spec.aspect, polarity, title=spec.title, demo=True).text
         if verify(spec, text).passed:
             return " " + text
     raise RuntimeError(f"the grammar wrote no review that passes {spec.id} ({spec.text!r}) in 200 tries")
@@ -120,6 +120,6 @@ def specs(n: int, split: str = "train", seed: int = 0) -> list[Spec]:
     out = []
     for i in range(n):
         rng = random.Random(f"{seed}/{split}/spec/{i}")
-        title = ReviewWorld._title(rng, split)   # the world's own title sampler, held to the split
+        title = ReviewWorld.title(rng, split)    # the world's own title sampler, held to the split
         out.append(Spec(f"spec-{split}-{i:05d}", rng.randint(1, 5), rng.choice(ASPECTS), title))
     return out
