@@ -53,7 +53,7 @@ LABELER = "sim-gold"
 SMOKE_CAPS = {"iterations": 2, "steps": 2, "epochs": 1, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1,
               "max_new_tokens": 8, "max_pairs": 24, "n_demos": 64, "prompts_per_batch": 4, "pairs_per_batch": 8,
               "samples_per_prompt": 2, "eval_every": 2, "warmup": 1, "checkpoint_every": 1, "num_generations": 2,
-              "num_iterations": 1}
+              "num_iterations": 1, "rounds": 1, "prompts_per_round": 4}
 
 
 class ChainError(RuntimeError):

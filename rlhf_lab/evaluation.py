@@ -310,28 +310,3 @@ def gold_at_kl(path: list[dict], kl: float, start: dict | None = None, key: str 
             w = 0.0 if hi == lo else (kl - a["kl"]) / (b["kl"] - a["kl"])
             return a[key] + w * (b[key] - a[key])
     return float("nan")
-
-
-# ---- rewards a program can check: pass@k (Chen et al. 2021) ----------------------------------
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """The unbiased estimate of pass@k from n samples of which c pass: 1 - C(n - c, k) / C(n, k) (Chen et
-    al. 2021, eq. 1), as their stable product 1 - prod_{i = n - c + 1}^{n} (1 - k / i), which never forms
-    the huge binomials. Needs 0 <= c <= n and 1 <= k <= n."""
-    for name, value in (("n", n), ("c", c), ("k", k)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"pass_at_k: {name} must be an int, got {value!r}")
-    if n < 1 or not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
-    if n - c < k:                      # every k-subset holds a passing sample
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
-
-
-def pass_at_k_curve(passes, ks) -> dict[int, float]:
-    """Mean pass@k over prompts for each k, from ``passes`` (P, N): which of N samples of each of P prompts pass."""
-    rows = [[bool(x) for x in row] for row in passes]
-    n = len(rows[0]) if rows else 0
-    if not rows or any(len(r) != n for r in rows):
-        raise ValueError("passes must be a non-empty (prompts, samples) table with the same number of samples per prompt")
-    return {k: sum(pass_at_k(n, sum(r), k) for r in rows) / len(rows) for k in ks}

@@ -19,12 +19,14 @@ from rlhf_lab.rl.dpo import DPOConfig
 from rlhf_lab.rl.group_trainer import GroupConfig
 from rlhf_lab.rl.policy_gradient import ReinforceConfig
 from rlhf_lab.rl.ppo import PPOConfig
+from rlhf_lab.lm.finetune import FineTuneConfig
+from rlhf_lab.rl.rejection_sampling import RFTConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {c.__name__: c for c in (PretrainConfig, SFTConfig, RewardConfig, DPOConfig, PPOConfig, ReinforceConfig,
-                                   GroupConfig)}
+                                   GroupConfig, FineTuneConfig, RFTConfig)}
 """Every config class of a stage; a new one that `course.preset` is used on belongs here."""
-VARIANTS = {"GroupConfig": ("rloo", "grpo", "dr_grpo")}
+VARIANTS = {"GroupConfig": ("rloo", "grpo", "dr_grpo"), "RFTConfig": ("passing", "random")}
 
 
 def _preset_uses() -> set[str]:

@@ -130,7 +130,7 @@ def test_pass_at_k_is_chen_et_al_s_unbiased_estimator():
     import random
     from itertools import combinations
 
-    from rlhf_lab.evaluation import pass_at_k
+    from rlhf_lab.verifiable import pass_at_k
 
     for n, c, k in ((5, 0, 1), (5, 5, 3), (10, 3, 1), (10, 3, 4), (12, 1, 12), (7, 2, 6)):
         exact = 1 - math.comb(n - c, k) / math.comb(n, k)            # the slow formula
@@ -151,14 +151,14 @@ def test_pass_at_k_is_chen_et_al_s_unbiased_estimator():
 
 @pytest.mark.parametrize("n, c, k", [(0, 0, 1), (5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)])
 def test_pass_at_k_names_a_bad_size(n, c, k):
-    from rlhf_lab.evaluation import pass_at_k
+    from rlhf_lab.verifiable import pass_at_k
 
     with pytest.raises(ValueError, match=f"got n={n}, c={c}, k={k}"):
         pass_at_k(n, c, k)
 
 
 def test_pass_at_k_curve_averages_over_prompts():
-    from rlhf_lab.evaluation import pass_at_k, pass_at_k_curve
+    from rlhf_lab.verifiable import pass_at_k, pass_at_k_curve
 
     passes = [[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
     curve = pass_at_k_curve(passes, [1, 2, 4])

@@ -17,11 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "rlhf_lab"
 
-FLOORS = ["rlhf_lab", "config", "utils", "world", "lm", "labels", "reward", "rl", "evaluation", "course",
+FLOORS = ["rlhf_lab", "config", "utils", "world", "lm", "labels", "reward", "rl", "evaluation", "verifiable", "course",
           "exercises", "interop", "cli"]
 """The ladder, bottom first: the package root (its version), the settings, support code without a
 stage (atomic writes, cards, plots, the non-finite guard), then the course's stages in the order it
-teaches them, the measurements against gold, the course chain, the exercise checkers, TRL's entry
+teaches them, the measurements against gold, those of rewards a program can check (pass@k), the course chain, the exercise checkers, TRL's entry
 point and the command line on top."""
 MAX_LINES = 350
 

@@ -10,10 +10,13 @@
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
     rlhf-lab rloo / grpo         # critic-free RL from K samples per prompt     -> runs/rloo, runs/grpo
                                  # (Dr. GRPO: rlhf-lab grpo --no-scale-rewards --loss-type dr_grpo)
+    rlhf-lab spec-sft            # the spec form for notebook 09's checkable task -> runs/spec_sft
+    rlhf-lab grpo --reward-model verifier --model runs/spec_sft   # RL on the verifier's 0/1 reward
+    rlhf-lab rft --model runs/spec_sft   # rejection-sampling fine-tuning on the verifier -> runs/rft
     rlhf-lab prepare --profile gpu   # the gpu course's chain: SFT -> labels -> reward model, under runs/gpu
 
 This module is the parser and `main`; the commands live in one module per stage of the course
-(`rlhf_lab.cli.lm`, `labels`, `reward`, `rl`, `prepare`), on the options they share
+(`rlhf_lab.cli.lm`, `labels`, `reward`, `rl`, `verifier`, `prepare`), on the options they share
 (`rlhf_lab.cli.options`). ``python -m rlhf_lab.cli`` runs the same `main`.
 """
 from __future__ import annotations
@@ -22,7 +25,7 @@ import argparse
 import os
 import sys
 
-from rlhf_lab.cli import labels, lm, prepare, reward, rl
+from rlhf_lab.cli import labels, lm, prepare, reward, rl, verifier
 from rlhf_lab.config import DeviceError
 from rlhf_lab.course import ChainError
 from rlhf_lab.lm.models import ModelLoadError
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     reward.add_parsers(sub)    # reward, reward-convert
     prepare.add_parsers(sub)   # prepare
     rl.add_parsers(sub)        # ppo, rloo, grpo
+    verifier.add_parsers(sub)  # spec-sft, rft
     return parser
 
 

@@ -3,6 +3,7 @@
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
     rlhf-lab rloo / grpo         # critic-free RL from K samples per prompt -> runs/rloo, runs/grpo
     rlhf-lab grpo --no-scale-rewards --loss-type dr_grpo    # Dr. GRPO
+    rlhf-lab grpo --reward-model verifier --model runs/spec_sft   # on notebook 09's checkable task
 
 PPO maximises r_phi(x, y) - beta KL(pi || pi_ref) per token (Ziegler et al. 2019, eq. 2; InstructGPT
 eq. 2); RLOO (Ahmadian et al. 2024) and GRPO (Shao et al. 2024) drop the critic for a baseline from
@@ -21,6 +22,7 @@ from rlhf_lab.rl.ppo import PPOConfig
 from rlhf_lab.rl.ppo_trainer import PPOTrainer
 from rlhf_lab.utils.artefacts import check_writable, read_json, recover
 from rlhf_lab.world.reviews import ReviewWorld
+from rlhf_lab.world.specs import parse_spec, specs
 
 HELP = {"ppo": "PPO with a per-token KL penalty against the frozen SFT model (notebook 05)",
         "rloo": "RLOO: the leave-one-out mean of the other K-1 samples as baseline, no critic",
@@ -67,7 +69,12 @@ def run_rl(args) -> None:
         if args.n_prompts < 1:
             raise ValueError(f"--n-prompts must be at least 1, got {args.n_prompts}")
         cfg = type(base)(**{**dataclasses.asdict(base), **overrides})
-        prompts = args.prompt or ReviewWorld(cfg.seed).prompts(args.n_prompts, kind="mixed", split="train")
+        if cfg.reward_model == "verifier":   # notebook 09's checkable task: the prompts are specifications
+            for text in args.prompt or []:
+                parse_spec(text)            # a prompt the verifier cannot read fails here, before any model loads
+            prompts = args.prompt or [s.prompt for s in specs(args.n_prompts, "train")]
+        else:
+            prompts = args.prompt or ReviewWorld(cfg.seed).prompts(args.n_prompts, kind="mixed", split="train")
         trainer = trainer_cls(cfg, prompts)
     hist = trainer.train(out_dir=out)
     if not len(hist):

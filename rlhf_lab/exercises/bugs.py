@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_lab.world.specs import films_named
+
 
 # ---- the broken functions, as a student finds them ------------------------------------------
 
@@ -90,3 +92,15 @@ def _mask_topk(logits, k):
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
+
+
+# ---- notebook 09: a verifier and an estimator -------------------------------------------------
+
+def broken_title_check(title: str, text: str) -> bool:
+    """Whether every film ``text`` names is the film ``title`` asked for (naming none passes). BUG 09.4."""
+    return all(t in title or title in t for t in films_named(text))
+
+
+def broken_pass_at_k(n: int, c: int, k: int) -> float:
+    """pass@k of a prompt from n samples of which c passed. BUG 09.5."""
+    return 1 - (1 - c / n) ** k

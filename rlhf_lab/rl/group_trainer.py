@@ -37,7 +37,8 @@ class GroupConfig:
     model: str = "tiny"
     """The SFT model: the policy starts from it and the frozen reference is a copy of it."""
     reward_model: str = "tiny-rm"
-    """The reward model r_phi: "tiny-rm" (shipped) or a folder."""
+    """The reward model r_phi: "tiny-rm" (shipped), a folder, or "verifier" (notebook 09's checkable task: the
+    specification's 0/1 verdict, `rlhf_lab.world.specs.SpecReward`)."""
     iterations: int = 20
     """Iterations: each samples ``batch_size`` episodes and updates the policy on them."""
     batch_size: int = 32
@@ -189,5 +190,10 @@ class GroupTrainer(RLTrainer):
     def metrics(self, r: GroupRollout, learned: dict) -> dict[str, float]:
         """The spread of rewards within groups: a group whose K rewards are equal teaches nothing."""
         groups = r.scores.view(-1, self.cfg.num_generations)
-        return {"reward_std": groups.std(-1).mean().item(),
-                "frac_reward_zero_std": (groups.std(-1) == 0).float().mean().item()}
+        out = {"reward_std": groups.std(-1).mean().item(),
+               "frac_reward_zero_std": (groups.std(-1) == 0).float().mean().item()}
+        raw = r.rm_scores.view(-1, self.cfg.num_generations)
+        if ((raw == 0) | (raw == 1)).all():      # a checker's 0/1 reward: which zero-std groups passed, which failed
+            out.update({"groups/all_pass": (raw == 1).all(-1).float().mean().item(),
+                        "groups/all_fail": (raw == 0).all(-1).float().mean().item()})
+        return out

@@ -16,10 +16,9 @@ three phases, timed separately in the history:
 `rollout.Rollout` built from `generate_and_score`), ``pass_minibatches(r)``, ``minibatch_loss(r,
 rows, mb)``, ``metrics(r, learned)`` (its columns of the history), ``kl_controller()`` and
 ``kl_coef``; it may add a value function (`build_value_function`: a ``head`` on the policy's last
-hidden state or a separate ``critic``), checkpoint state (`extra_state`) and ``samples_per_prompt``.
-Dropout is off in every model for the whole run (eval mode), as Huang et al. (2024) advise. A reward, loss,
-gradient norm, parameter or metric that is NaN or infinite stops the run before anything is saved
-(`rlhf_lab.utils.guard`), naming the checkpoint that is intact.
+hidden state or a separate ``critic``), checkpoint state (`extra_state`) and ``samples_per_prompt``. Dropout is
+off for the whole run (Huang et al. 2024). A NaN or infinite reward, loss, gradient norm, parameter or metric stops
+the run before anything is saved (`rlhf_lab.utils.guard`), naming the checkpoint that is intact.
 """
 from __future__ import annotations
 
@@ -45,6 +44,7 @@ from rlhf_lab.rl.rollout import (Episodes, PPOHistory, RewardFn, Rollout, as_pro
 from rlhf_lab.utils.artefacts import check_writable, recover
 from rlhf_lab.utils.guard import check_parameters, check_step
 from rlhf_lab.world.reviews import Prompt, judge_many
+from rlhf_lab.world.specs import SpecReward
 
 
 class RLTrainer:
@@ -77,6 +77,7 @@ class RLTrainer:
         self.policy, self.tokenizer = policy.eval(), tokenizer   # eval(): dropout off for the whole run
         # pi_ref: a second load of the same SFT model, frozen
         self.reference = freeze(reference if reference is not None else load_model(cfg.model, device=self.device)[0])
+        reward_fn = SpecReward() if reward_fn is None and cfg.reward_model == "verifier" else reward_fn   # notebook 09
         if reward_fn is None:
             rm = reward_model or load_reward_model(cfg.reward_model, device=self.device)
             rm.eval().requires_grad_(False)
@@ -91,8 +92,7 @@ class RLTrainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)   # prompt draws and minibatch order
         self.history = PPOHistory()
         self.checkpoint_dir: Path | None = None
-        # the update's forward (and so its backward) compiled with dynamic shapes: minibatch widths vary
-        f = packed_policy_forward if cfg.padding_free else policy_forward
+        f = packed_policy_forward if cfg.padding_free else policy_forward   # compiled: dynamic, minibatch widths vary
         self._learn_forward = torch.compile(f, dynamic=True) if cfg.compile == "all" else f
 
     # -- what a trainer may add ------------------------------------------------------------------
@@ -114,7 +114,7 @@ class RLTrainer:
 
     # -- the generate and score phases ------------------------------------------------------------
 
-    def _autocast(self):
+    def _autocast(self):   # bf16 forwards on a GPU that has them (cfg.bf16)
         return bf16_autocast(self.device, self.cfg.bf16)
 
     @torch.no_grad()

@@ -1,12 +1,14 @@
 """Specifications a program can check exactly: the review world's verifiable task.
 
 An instruction that carries a specification, e.g. 'Write a 2-star review of the ending of "The Paper
-Monsoon" that names the film.', and a verifier that checks each of its constraints with the world's
-own judges:
+Monsoon".', and a verifier that checks each of its constraints with the world's own judges:
 
 * **rating**: the review's stars, `judges.rating` (3 + round(2 s)), are the ones asked for;
 * **aspect**: it is about the asked aspect (`judges.on_topic`);
-* **title**: it names the film, its title copied exactly between quotes, and no other film;
+* **title**: every film it names is the one asked for, its title copied exactly: whatever it quotes, and every
+  title of the world it writes without quotes (the world's titles are a regular language, `TITLE_RE`); a
+  review may name no film at all. A garbled title written without quotes that is no title of the world
+  ("Tower of Ashes") names no film as far as the verifier can tell: it checks what it checks;
 * **well_formed**: a finished, well-formed review (`judges.well_formed` at least the threshold).
 
 `verify` is a pure function of (spec, text): each constraint's pass or fail, and the reward 1.0 when all
@@ -20,12 +22,25 @@ import random
 import re
 from dataclasses import dataclass
 
+from rlhf_lab.world.lexicon import TITLE_ADJECTIVES, TITLE_NOUNS, TITLE_OF
 from rlhf_lab.world.judges import ASPECTS, WELL_FORMED_THRESHOLD, on_topic, rating, well_formed
 from rlhf_lab.world.reviews import SPLITS, Prompt, ReviewWorld
 
-SPEC_TEMPLATE = 'Write a {stars}-star review of the {aspect} of "{title}" that names the film.\nReview:'
+SPEC_TEMPLATE = 'Write a {stars}-star review of the {aspect} of "{title}".\nReview:'
 CONSTRAINTS = ("rating", "aspect", "title", "well_formed")
-_QUOTED = re.compile(r'"([^"]+)"')
+_ADJ, _NOUN, _OF = ("|".join(words) for words in (TITLE_ADJECTIVES, TITLE_NOUNS, TITLE_OF))
+_QUOTED = re.compile(r'"([^"]*)"')
+TITLE_RE = re.compile(rf"\b(?:The )?(?:(?:{_ADJ}) (?:{_NOUN})|(?:{_NOUN}) of (?:{_OF}))\b")
+"""A film title of the world, anywhere in a text: "[The ]Adjective Noun" or "[The ]Noun of Noun"."""
+
+
+def films_named(text: str) -> list[str]:
+    """Every film ``text`` names: whatever it puts between double quotes, and every title of the world it writes
+    without them (the longest match: "The Paper Monsoon", not "Paper Monsoon"), in order of appearance."""
+    spans = [(m.start(1), m[1]) for m in _QUOTED.finditer(text)]
+    quoted = [range(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+    spans += [(m.start(), m[0]) for m in TITLE_RE.finditer(text) if not any(m.start() in q for q in quoted)]
+    return [name for _, name in sorted(spans)]
 
 
 @dataclass(frozen=True)
@@ -67,47 +82,64 @@ class Verdict:
 
 def verify(spec: Spec, text: str) -> Verdict:
     """Check ``text`` (a completion, without the prompt) against ``spec``, constraint by constraint."""
-    named = _QUOTED.findall(text)
     return Verdict({
         "rating": rating(text) == spec.stars,
         "aspect": on_topic(text, spec.aspect) >= 1.0,
-        "title": bool(named) and all(t == spec.title for t in named),
+        "title": all(t == spec.title for t in films_named(text)),
         "well_formed": well_formed(text) >= WELL_FORMED_THRESHOLD,
     })
 
 
 def demonstration(spec: Spec, seed: int = 0) -> str:
     """A completion the grammar writes for ``spec`` that the verifier passes (a leading space, as the world's
-    demonstrations have): a review of the asked film, focused on the asked aspect, aimed at the middle of the
-    asked stars' band of sentiment, redrawn until it passes. For a short fine-tuning on the spec form."""
+    demonstrations have): one of the world's reviews of the asked film, about the asked aspect, aimed at the
+    middle of the asked stars' band of sentiment, redrawn until it passes. Like the world's reviews, about two
+    in three name the film and the rest do not. For the short fine-tuning that teaches the spec form."""
     world = ReviewWorld(seed)
     for attempt in range(200):
         rng = random.Random(f"{seed}/{spec.id}/demo/{attempt}")
         polarity = max(-1.0, min(1.0, (spec.stars - 3) / 2 + rng.uniform(-0.2, 0.2)))
-        text = world.review(rng, spec.aspect, polarity, title=spec.title, demo=True).text
+        text = world.review(rng, spec.aspect, polarity, title=spec.title).text
         if verify(spec, text).passed:
             return " " + text
     raise RuntimeError(f"the grammar wrote no review that passes {spec.id} ({spec.text!r}) in 200 tries")
 
 
+def demonstrations(n: int, split: str = "train", seed: int = 0) -> list[tuple[str, str]]:
+    """(instruction, completion) pairs for ``n`` specifications of ``split``: `demonstration` of each of `specs`."""
+    return [(s.text, demonstration(s, seed)) for s in specs(n, split, seed)]
+
+
+_SPEC_RE = re.compile(r'Write a ([1-5])-star review of the (\w+) of "([^"]+)"\.\nReview:')
+
+
+def parse_spec(text: str) -> Spec:
+    """The specification an instruction carries (the inverse of ``Spec.text``); ValueError if it carries none."""
+    m = _SPEC_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not a specification: {text[:80]!r}; expected the form {SPEC_TEMPLATE[:60]!r}...")
+    return Spec(f"spec-{m[3]}-{m[1]}-{m[2]}", int(m[1]), m[2], m[3])
+
+
 class SpecReward:
     """The verifier as a reward function over prompt texts: ``reward(prompts, completions)`` -> a list of 0.0 / 1.0,
-    the form the kit's trainers take as ``reward_fn`` and TRL's GRPOTrainer and RLOOTrainer as ``reward_funcs``
-    (they call it by keyword, with extra columns in ``kwargs``). A prompt that is not one of ``specs`` is an
-    error, not a 0: a verifier that cannot tell what was asked must not pretend it failed."""
+    the form the kit's trainers take as ``reward_fn`` (and as ``reward_model="verifier"``) and TRL's GRPOTrainer and
+    RLOOTrainer as ``reward_funcs`` (they call it by keyword, with extra columns in ``kwargs``). Each prompt is read
+    back into its specification (`parse_spec`); a prompt that carries none is an error, not a 0: a verifier that
+    cannot tell what was asked must not pretend it failed."""
 
-    def __init__(self, specs: list[Spec]):
-        self.by_text = {s.text: s for s in specs}
+    __name__ = "verifier"     # TRL names a reward function's column in its logs by __name__
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         out = []
         for prompt, completion in zip(prompts, completions):
-            if prompt not in self.by_text:
-                raise KeyError(f"no specification has the prompt {prompt[:80]!r}; "
-                               f"SpecReward knows {len(self.by_text)} specifications")
-            out.append(verify(self.by_text[prompt], completion).reward)
+            try:
+                spec = parse_spec(prompt)
+            except ValueError as err:
+                raise ValueError(f"the verifier cannot check this prompt: {err}") from None
+            out.append(verify(spec, completion).reward)
         return out
 
 

@@ -107,7 +107,7 @@ def test_the_verifier_is_a_reward_function_the_trainer_takes():
 
     spec_list = specs(8, "train")
     cfg = _cfg("grpo", beta=0.0, unfinished_score=None)      # the verifier fails an unfinished review itself
-    trainer = GroupTrainer(cfg, [s.prompt for s in spec_list], reward_fn=SpecReward(spec_list))
+    trainer = GroupTrainer(cfg, [s.prompt for s in spec_list], reward_fn=SpecReward())
     hist = trainer.train(iterations=1, progress=False)
     assert 0.0 <= hist.rows[0]["objective/scores"] <= 1.0
     assert hist.rows[0]["frac_reward_zero_std"] > 0                  # the tiny model fails most specs outright

@@ -27,3 +27,23 @@ def test_mismatched_shapes_are_named():
         select_passing(PROMPTS, COMPLETIONS[:2], PASSED)
     with pytest.raises(ValueError, match="prompt 1: 4 completions but 3 verdicts"):
         matched_random(PROMPTS, COMPLETIONS, [PASSED[0], PASSED[1][:3], PASSED[2]])
+
+
+def test_group_shares_count_the_uniform_groups():
+    import torch
+
+    from rlhf_lab.rl.rejection_sampling import group_shares
+
+    passed = torch.tensor([[True, True], [False, False], [True, False], [False, False]])
+    assert group_shares(passed) == {"groups/all_pass": 0.25, "groups/all_fail": 0.5}
+
+
+def test_verdict_groups_put_a_passing_completion_above_a_failing_one():
+    from rlhf_lab.rl.rejection_sampling import verdict_groups
+    from rlhf_lab.world.specs import specs
+
+    few = specs(3, "train")
+    groups = verdict_groups(few, COMPLETIONS, PASSED, max_pairs=3, seed=0)
+    assert [g.prompt_id for g in groups] == [few[0].id] * 3              # only the mixed group gives pairs
+    assert all(g.ranking == (0, 1) and g.completions[0] in "bd" and g.completions[1] in "ac" for g in groups)
+    assert len(verdict_groups(few, COMPLETIONS, PASSED, max_pairs=10)) == 4   # all 2 x 2 pairs, no more

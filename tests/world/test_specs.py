@@ -12,14 +12,17 @@ GOOD = 'The ending of "The Paper Monsoon" is dull.'
 def test_a_review_that_meets_the_spec_passes_every_constraint():
     v = verify(SPEC, GOOD)
     assert v.checks == {c: True for c in CONSTRAINTS} and v.passed and v.reward == 1.0
-    assert SPEC.text == 'Write a 2-star review of the ending of "The Paper Monsoon" that names the film.\nReview:'
+    assert SPEC.text == 'Write a 2-star review of the ending of "The Paper Monsoon".\nReview:'
+    assert verify(SPEC, "The ending of the film is dull.").passed            # naming no film is allowed
+    assert verify(SPEC, "The Paper Monsoon has a dull ending.").passed       # named without quotes, exactly
 
 
 @pytest.mark.parametrize("text, failed", [
     ('The ending of "The Paper Monsoon" is brilliant.', "rating"),          # 5 stars, not 2
     ('The acting of "The Paper Monsoon" is dull.', "aspect"),
     ('The ending of "Paper Monsoon" is dull.', "title"),                   # miscopied
-    ("The ending of the film is dull.", "title"),                            # not named
+    ("The ending of The Paper Harbor is dull.", "title"),                    # miscopied, unquoted
+    ("The ending of Glass Canyon is dull.", "title"),                        # another film
     ('The ending of "The Paper Monsoon" is dull. The ending of "Glass Canyon" is dull.', "title"),  # and another
     ('The ending of "The Paper Monsoon" is dull', "well_formed"),            # unfinished
 ])
@@ -74,10 +77,46 @@ def test_the_grammar_writes_a_passing_demonstration_for_every_spec():
 def test_the_verifier_as_a_reward_function():
     from rlhf_lab.world.specs import SpecReward
 
-    reward = SpecReward([SPEC])
-    assert reward([SPEC.text, SPEC.text], [GOOD, "The ending is dull."]) == [1.0, 0.0]
+    reward = SpecReward()
+    assert reward([SPEC.text, SPEC.text], [GOOD, "The ending is brilliant."]) == [1.0, 0.0]
     assert reward(prompts=[SPEC.text], completions=[" " + GOOD], completion_ids=[[1, 2]]) == [1.0]   # TRL's call
-    with pytest.raises(KeyError, match="no specification has the prompt 'Write a review"):
+    assert reward.__name__ == "verifier"
+    with pytest.raises(ValueError, match="cannot check this prompt: not a specification: .Write a review"):
         reward(["Write a review of the plot."], [GOOD])
     with pytest.raises(ValueError, match="1 prompts but 2 completions"):
         reward([SPEC.text], [GOOD, GOOD])
+
+
+def test_a_spec_reads_back_from_its_instruction():
+    from rlhf_lab.world.specs import parse_spec
+
+    for spec in specs(40, "val") + [SPEC]:
+        back = parse_spec(spec.text)
+        assert (back.stars, back.aspect, back.title, back.text) == (spec.stars, spec.aspect, spec.title, spec.text)
+    with pytest.raises(ValueError, match="not a specification"):
+        parse_spec('Write a 7-star review of the plot of "X".\nReview:')
+
+
+def test_films_named_finds_every_title_of_the_world_quoted_or_not():
+    from rlhf_lab.world.specs import films_named
+
+    world = ReviewWorld(0)
+    for prompt, completion in world.demonstrations(60, split="train"):
+        assert set(films_named(completion)) <= {prompt.title}, (prompt.title, completion)
+    assert films_named('I saw "Iron Harbor" and The Tide of Salt.') == ["Iron Harbor", "The Tide of Salt"]
+    assert films_named("The iron harbor is calm. The Harbor is calm.") == []     # not titles: case and form
+
+
+def test_demonstrations_are_instruction_completion_pairs_that_pass():
+    from rlhf_lab.world.specs import demonstrations, parse_spec
+
+    pairs = demonstrations(20, "train")
+    assert [p for p, _ in pairs] == [s.text for s in specs(20, "train")]
+    assert all(verify(parse_spec(p), c.strip()).passed for p, c in pairs)
+    assert any(films_named_in(c) for _, c in pairs) and not all(films_named_in(c) for _, c in pairs)
+
+
+def films_named_in(text):
+    from rlhf_lab.world.specs import films_named
+
+    return films_named(text)
