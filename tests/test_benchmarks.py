@@ -83,3 +83,45 @@ def test_beta_frontier_refuses_bad_sizes(argv, message, capsys):
     with pytest.raises(SystemExit):
         frontier_main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_verifier_rl_smoke_writes_the_table_notebook_09_reads(tmp_path, capsys):
+    from benchmarks.verifier_rl import METHODS, main as verifier_main
+    from rlhf_lab.verifiable import by_method, load_verifier_table
+
+    out = tmp_path / "verifier.json"
+    verifier_main(["--smoke", "--out", str(out)])
+    table = load_verifier_table(out)
+    run, = table["runs"]
+    assert set(METHODS) <= set(run) and run["sft"]["kl"] == 0
+    for m in METHODS:
+        assert set(run[m]["pass_at_k"]) == {"1", "2", "4"} and set(run[m]["checks"]) == {"rating", "aspect", "title", "well_formed"}
+        assert all(0 <= v <= 1 for v in run[m]["pass_at_k"].values())
+    assert {"groups/all_pass", "groups/all_fail", "objective/entropy"} <= set(run["curves"]["grpo"])
+    assert run["curves"]["rft"]["episodes"] == [32]                  # one round of 4 prompts x K = 8 at smoke size
+    assert by_method(table, "grpo", "", 1)[0] == run["grpo"]["pass_at_k"]["1"]
+    assert "mean +- s.e. over seeds [0]" in capsys.readouterr().out
+
+
+def test_the_committed_verifier_table_is_three_seeds_on_one_budget():
+    """Notebook 09 reads data/verifier_rl.json: 3 seeds, 64 held-out specifications x 64 samples, pass@k to 64."""
+    from benchmarks.verifier_rl import METHODS
+    from rlhf_lab.verifiable import load_verifier_table
+
+    table = load_verifier_table()
+    assert [r["seed"] for r in table["runs"]] == [0, 1, 2]
+    meta = table["meta"]
+    assert (meta["test_specs"], meta["samples"], meta["ks"][-1], meta["train_specs"]) == (64, 64, 64, 512)
+    assert meta["episodes"] == 1280 and all(set(METHODS) <= set(r) for r in table["runs"])
+    assert all(len(r["curves"]["grpo"]["objective/scores"]) == 40 and r["curves"]["rft"]["episodes"][-1] == 1280
+               for r in table["runs"])                                # RL and rejection sampling: the same budget
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "-1"], "--seeds must be at least 0"),
+                                           (["--samples", "0"], "--samples must be at least 1")])
+def test_verifier_rl_refuses_bad_sizes(argv, message, capsys):
+    from benchmarks.verifier_rl import main as verifier_main
+
+    with pytest.raises(SystemExit):
+        verifier_main(argv)
+    assert message in capsys.readouterr().err

@@ -166,3 +166,21 @@ def test_pass_at_k_curve_averages_over_prompts():
     assert curve[2] == pytest.approx((pass_at_k(4, 1, 2) + 0 + 1) / 3) and curve[4] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="same number of samples per prompt"):
         pass_at_k_curve([[1, 0], [1]], [1])
+
+
+def test_a_verifier_table_is_checked_and_summarised_over_seeds(tmp_path):
+    import json as _json
+
+    from rlhf_lab.utils.artefacts import ArtefactError
+    from rlhf_lab.verifiable import by_method, load_verifier_table
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(_json.dumps({"runs": []}))
+    with pytest.raises(ArtefactError, match="not a verifier-RL table.*python -m benchmarks.verifier_rl"):
+        load_verifier_table(bad)
+    reading = lambda p1, gold: {"pass_at_k": {"1": p1}, "checks": {"rating": p1}, "gold": gold}
+    table = {"meta": {}, "runs": [{"m": reading(0.2, 0.1)}, {"m": reading(0.4, None)}, {"m": reading(0.6, 0.3)}]}
+    mean, se = by_method(table, "m", "", 1)
+    assert mean == pytest.approx(0.4) and se == pytest.approx(0.2 / 3 ** 0.5)
+    assert by_method(table, "m", "checks/rating")[0] == pytest.approx(0.4)
+    assert math.isnan(by_method(table, "m", "gold")[0])              # a seed where nothing passed is not a zero

@@ -78,6 +78,8 @@ def _sentence_verifier_exercise(answer) -> tuple[bool, str]:
             got = answer(text, n)
         except Exception as err:   # a student's function may fail on a case; say which
             return False, f"it raised {type(err).__name__} on ({text!r}, {n})"
+        if got is None:
+            return False, f"it returned None for ({text!r}, {n}); return True or False"
         if bool(got) != want:
             return False, f"it answers {bool(got)} for ({text!r}, {n})"
     return True, "it agrees with the reference on the grammar's reviews and the edge cases"
@@ -104,8 +106,11 @@ def _title_bug_exercise(answer) -> tuple[bool, str]:
     if not callable(answer):
         return False, "answer with your fixed function title_check(title, text) -> bool"
     for title, text in TITLE_CASES:
-        if bool(answer(title, text)) != _title_ok(title, text):
-            return False, f"it answers {bool(answer(title, text))} for title {title!r} and text {text!r}"
+        got = answer(title, text)
+        if got is None:
+            return False, f"it returned None for title {title!r}; return True or False"
+        if bool(got) != _title_ok(title, text):
+            return False, f"it answers {bool(got)} for title {title!r} and text {text!r}"
     return True, "every film a review names must be the one asked for, letter for letter"
 
 
@@ -116,7 +121,10 @@ def _pass_at_k_bug_exercise(answer) -> tuple[bool, str]:
         return False, "answer with your fixed function pass_at_k(n, c, k) -> float"
     for n, c, k in [(4, 2, 4), (10, 3, 4), (64, 1, 1), (64, 0, 16), (64, 64, 8), (20, 5, 10), (100, 7, 50)]:
         try:
-            got = float(answer(n, c, k))
+            got = answer(n, c, k)
+            if got is None:
+                return False, "it returned None; return the estimate, a number between 0 and 1"
+            got = float(got)
         except Exception as err:
             return False, f"it raised {type(err).__name__} for n={n}, c={c}, k={k}"
         if not math.isclose(got, pass_at_k(n, c, k), abs_tol=1e-6):

@@ -175,11 +175,11 @@ def rejection_sampling_finetune(specs: list[Spec], cfg: RFTConfig | None = None,
         texts, passed = [s.text for s in chosen], v["passed"].tolist()
         kept = (select_passing(texts, v["completions"], passed) if cfg.select == "passing"
                 else matched_random(texts, v["completions"], passed, seed=cfg.seed * 1000 + rnd))
+        kept = [(p, c) for p, c in kept if c.strip()]       # an empty completion teaches nothing but EOS
         row = {"round": rnd + 1, "episodes": (rnd + 1) * cfg.prompts_per_round * cfg.num_generations,
                "pass_rate": v["passed"].float().mean().item(), **group_shares(v["passed"]),
                "objective/entropy": (v["nll"].sum() / v["length"].sum().clamp(min=1)).item(),
                "gold": v["gold"].mean().item(), "kept": len(kept), "steps": 0, "loss": None}
-        kept = [(p, c) for p, c in kept if c.strip()]       # an empty completion teaches nothing but EOS
         if kept:
             steps = math.ceil(cfg.epochs * len(kept) / cfg.batch_size)
             ft = FineTuneConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(10, steps // 10),

@@ -9,6 +9,7 @@ import torch
 from rlhf_lab.config import ConfigError
 from rlhf_lab.lm.finetune import FineTuneConfig, fine_tune
 from rlhf_lab.lm.models import load_model
+from rlhf_lab.lm.pretrain import History
 from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.rl.rejection_sampling import RFTConfig, rejection_sampling_finetune, sample_verdicts
 from rlhf_lab.world.specs import SpecReward, demonstrations, specs, verify
@@ -52,12 +53,10 @@ def test_a_resumed_verifier_run_equals_an_uninterrupted_one(tmp_path):
 
 
 def test_rejection_sampling_fine_tunes_on_the_passing_samples_only(spec_model, monkeypatch):
-    import rlhf_lab.rl.rejection_sampling as rs
-
     model, tok = spec_model
     seen = []
-    real = rs.fine_tune
-    monkeypatch.setattr(rs, "fine_tune", lambda m, t, pairs, *a, **k: seen.append(pairs) or real(m, t, pairs, *a, **k))
+    monkeypatch.setattr("rlhf_lab.rl.rejection_sampling.fine_tune",
+                        lambda m, t, pairs, *a, **k: seen.append(pairs) or fine_tune(m, t, pairs, *a, **k))
     train = specs(32, "train")
     cfg = RFTConfig(rounds=2, prompts_per_round=8, num_generations=4, max_new_tokens=32)
     rows = rejection_sampling_finetune(train, cfg, copy.deepcopy(model), tok, progress=False)
@@ -69,11 +68,10 @@ def test_rejection_sampling_fine_tunes_on_the_passing_samples_only(spec_model, m
 
 
 def test_the_random_control_keeps_as_many_but_not_only_passing_ones(spec_model, monkeypatch):
-    import rlhf_lab.rl.rejection_sampling as rs
-
     model, tok = spec_model
     seen = []
-    monkeypatch.setattr(rs, "fine_tune", lambda m, t, pairs, *a, **k: seen.append(pairs))
+    monkeypatch.setattr("rlhf_lab.rl.rejection_sampling.fine_tune",
+                        lambda m, t, pairs, *a, **k: seen.append(pairs) or History(loss=[0.0]))
     train = specs(32, "train")
     cfg = RFTConfig(rounds=1, prompts_per_round=16, num_generations=8, max_new_tokens=32, select="random")
     rows = rejection_sampling_finetune(train, cfg, copy.deepcopy(model), tok, progress=False)
@@ -138,7 +136,7 @@ def test_cli_spec_sft_rft_and_grpo_on_the_verifier(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["rft", "--select", "best"], "RFTConfig.select must be one of"),
-    (["rft", "--n-prompts", "4"], r"--prompts-per-round \(40\) is more than --n-prompts \(4\)"),
+    (["rft", "--n-prompts", "4"], "--prompts-per-round (40) is more than --n-prompts (4)"),
     (["spec-sft", "--n-demos", "0"], "--n-demos must be at least 1"),
     (["spec-sft", "--lr", "-1"], "FineTuneConfig.lr must be"),
     (["grpo", "--reward-model", "verifier", "--prompt", "Write a review of the plot."], "not a specification"),
