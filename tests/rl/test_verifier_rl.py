@@ -146,3 +146,19 @@ def test_cli_refuses_bad_options_before_any_work(argv, message, tmp_path, capsys
 
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_trl_grpo_takes_the_verifier_as_a_reward_function(tmp_path):
+    pytest.importorskip("trl", reason="the trl extra (pip install -e '.[trl]'); CI installs it")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    policy, tok = load_model("tiny", role="policy")
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_steps=1,
+                      max_completion_length=8, temperature=0.7, learning_rate=1e-4, report_to=[], use_cpu=True,
+                      bf16=False, gradient_checkpointing=False, save_strategy="no", logging_steps=1, disable_tqdm=True)
+    trainer = GRPOTrainer(model=policy, reward_funcs=[SpecReward()], args=args, processing_class=tok,
+                          train_dataset=Dataset.from_dict({"prompt": [s.text for s in specs(4, "train")]}))
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert trainer.state.global_step == 1 and 0.0 <= logged["rewards/verifier/mean"] <= 1.0
