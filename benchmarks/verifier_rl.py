@@ -12,13 +12,15 @@ every method, all on the same 512 training specifications and the same number of
 * ``grpo``: GRPO on the verifier's 0/1 reward with TRL's defaults, beta = 0 and the DAPO loss, K = 8;
 * ``grpo_kl``: the same with beta = 0.05 x k3 in the loss (GRPO's KL), nothing else changed;
 * ``rft``: rejection-sampling fine-tuning, keep the passing completions (`RFTConfig.tiny()`);
-* ``rft_random``: its control, as many completions per prompt as passed, drawn at random;
+* ``rft_random``: its control: in each round as many completions as the selected run kept in that round,
+  drawn at random among the round's samples (the same data size and fine-tuning steps, no selection);
 * ``grpo_rm``: GRPO (beta = 0, DAPO) on a reward model trained on the verifier's own labels (2,048 more
   samples of the start model on 256 training specifications, up to 4 passing-above-failing pairs each).
 
 Every policy is read on the same 64 held-out specifications (films never seen in training), 64 samples
 each with the same sampling seed: pass@k for k = 1 ... 64 (Chen et al.'s estimator), each constraint's
-rate, the gold judge's score of all and of the passing completions, their length; plus one sample per
+rate, the gold judge's score of all and of the passing completions (also per asked stars: gold rewards positive
+sentiment, so the mix of stars that pass moves it), their length; plus one sample per
 specification for the KL to the start (`evaluate_policy`). The RL runs keep their training curves
 (pass rate, all-pass and all-fail groups, entropy, KL, gold, length); the share of completions that name a
 film at all is kept too (the verifier lets a review name none). Writes ``--out`` (default
@@ -69,7 +71,7 @@ def grpo_config(seed: int, beta: float = 0.0, smoke: bool = False) -> GroupConfi
 def read(policy, reference, tok, test_specs, n: int, ks) -> dict:
     """One policy on the held-out specifications: pass@k, constraint rates, gold of all and passing, KL."""
     v = sample_verdicts(policy, tok, test_specs, n, seed=1234)
-    passed = v["passed"]
+    passed, stars = v["passed"], torch.tensor([s.stars for s in test_specs])
     e = evaluate_policy(policy, reference, tok, [s.prompt for s in test_specs], reward_fn=SpecReward(),
                         max_new_tokens=48, temperature=0.7)
     any_pass = passed.any()
@@ -77,6 +79,8 @@ def read(policy, reference, tok, test_specs, n: int, ks) -> dict:
             "checks": {c: round(v["checks"][c].float().mean().item(), 5) for c in CONSTRAINTS},
             "gold": round(v["gold"].mean().item(), 5),
             "gold_passing": round(v["gold"][passed].mean().item(), 5) if any_pass else None,
+            "gold_passing_by_stars": {str(st): round(v["gold"][passed & (stars == st)[:, None]].mean().item(), 5)
+                                      for st in range(1, 6) if (passed & (stars == st)[:, None]).any()},
             "names_film": round(sum(bool(films_named(c)) for row in v["completions"] for c in row) / passed.numel(), 5),
             "length": round(v["length"].mean().item(), 3),
             "length_passing": round(v["length"][passed].mean().item(), 3) if any_pass else None,
@@ -130,7 +134,9 @@ def main(argv=None) -> dict:
                 run["curves"][name] = {k: [round(float(x), 5) for x in trainer.history[k]] for k in CURVES}
             elif name in ("rft", "rft_random"):
                 cfg = RFTConfig(select="passing" if name == "rft" else "random", seed=seed, **rft_sizes)
-                rows = rejection_sampling_finetune(train_specs, cfg, policy, tok, progress=False)
+                match = run["curves"]["rft"]["kept"] if name == "rft_random" else None   # the selected run's counts
+                rows = rejection_sampling_finetune(train_specs, cfg, policy, tok, progress=False,
+                                                   match=[int(x) for x in match] if match else None)
                 run["curves"][name] = {k: [round(float(r[k]), 5) for r in rows]
                                        for k in ("episodes", "pass_rate", "groups/all_pass", "groups/all_fail",
                                                  "objective/entropy", "gold", "kept")}

@@ -2,7 +2,8 @@
 
 `pass_at_k` is Chen et al.'s (2021) unbiased estimator of the chance that at least one of k samples passes,
 from n >= k samples of which c passed; `pass_at_k_curve` averages it over prompts. `load_verifier_table` reads
-``python -m benchmarks.verifier_rl``'s table (data/verifier_rl.json) and `by_method` summarises it over seeds.
+``python -m benchmarks.verifier_rl``'s table (data/verifier_rl.json); `by_method` summarises it over seeds and
+`paired` compares two methods seed by seed.
 """
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ def by_method(table: dict, method: str, key: str, k: int | None = None) -> tuple
         else:
             values.append(float("nan") if reading[key] is None else reading[key])   # None: no completion passed
     return mean_se(values)
+
+
+def paired(table: dict, a: str, b: str, key: str, k: int | None = None) -> tuple[float, float, int]:
+    """``a`` minus ``b``, seed by seed (every method of a seed starts from the same model, so their differences are
+    paired): (mean difference, its standard error over seeds, the number of seeds in which ``a`` is higher)."""
+    def value(reading):
+        if k is not None:
+            return reading["pass_at_k"][str(k)]
+        if key.startswith("checks/"):
+            return reading["checks"][key.split("/", 1)[1]]
+        return float("nan") if reading[key] is None else reading[key]
+    diffs = [value(r[a]) - value(r[b]) for r in table["runs"]]
+    mean, se = mean_se(diffs)
+    return mean, se, sum(d > 0 for d in diffs)

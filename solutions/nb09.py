@@ -3,6 +3,7 @@ import math
 import re
 
 from rlhf_lab.exercises.nb09 import GROUP_SIZES, P_PASS
+from rlhf_lab.world.specs import films_named
 
 
 def zero_advantage_shares():
@@ -32,8 +33,6 @@ def sentence_verifier():
 def title_fix():
     """The broken check accepts any film whose title contains the asked one or is contained in it: "Paper Monsoon"
     for "The Paper Monsoon". A title is copied or it is not: compare with ==."""
-    from rlhf_lab.world.specs import films_named
-
     return lambda title, text: all(t == title for t in films_named(text))
 
 
@@ -47,13 +46,17 @@ SOLUTIONS = {"09.1": zero_advantage_shares, "09.2": concentration, "09.3": sente
              "09.5": pass_at_k_fix}
 WRONG = {
     "09.1": [("only the all-pass groups", lambda: tuple(P_PASS ** k for k in GROUP_SIZES)),
+             ("a dict instead of a tuple", lambda: dict(zip(GROUP_SIZES, zero_advantage_shares()))),
              ("only the all-fail groups", lambda: tuple((1 - P_PASS) ** k for k in GROUP_SIZES))],
     "09.2": [("pass@k taken as k times pass@1, capped at 1", lambda: (0.5, 1.0, 0.5, 1.0)),
              ("B's pass@8 from its average pass rate", lambda: (0.5, 1 - 0.5 ** 8, 0.5, 1 - 0.5 ** 8))],
     "09.3": [("sentences split on '.' only", lambda: lambda t, n: t.rstrip().endswith(".") and 1 <= t.count(".") <= n),
              ("unfinished reviews accepted", lambda: lambda t, n: 1 <= len(re.findall(r"[.!?]", t)) <= n)],
     "09.4": [("case-insensitive containment", lambda: lambda title, text: title.lower() in text.lower()),
-             ("the title must appear somewhere", lambda: lambda title, text: title in text)],
+             ("the title must appear somewhere", lambda: lambda title, text: title in text),
+             ("case-insensitive equality", lambda: lambda title, text: all(t.lower() == title.lower()
+                                                                           for t in films_named(text))),
+             ("at most one film, and that one", lambda: lambda title, text: films_named(text) in ([], [title]))],
     "09.5": [("the broken estimator unchanged", lambda: lambda n, c, k: 1 - (1 - c / n) ** k),
              ("pass@1 for every k", lambda: lambda n, c, k: c / n)],
 }

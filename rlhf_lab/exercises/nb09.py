@@ -24,13 +24,15 @@ def _zero_advantage_share(p: float, k: int) -> float:
 def _zero_std_exercise(answer) -> tuple[bool, str]:
     """The expected share of groups whose K 0/1 rewards are all equal (no gradient), for K = 4 and K = 8."""
     want = [_zero_advantage_share(P_PASS, k) for k in GROUP_SIZES]
+    if isinstance(answer, dict):
+        return False, "answer with a tuple of two numbers: (K = 4, K = 8)"
     got = tuple(float(x) for x in answer)
     if len(got) != 2:
         return False, "answer with two shares between 0 and 1: (K = 4, K = 8)"
-    if close(got, want, 1e-5):
+    if close(got, want, 5e-4):
         return True, (f"{want[0]:.4f} of the groups teach nothing at K = 4, {want[1]:.4f} at K = 8: a policy that "
                       "already passes most of its prompts starves a group method of signal, and larger groups help")
-    if close(got, [P_PASS ** k for k in GROUP_SIZES], 1e-5):
+    if close(got, [P_PASS ** k for k in GROUP_SIZES], 5e-4):
         return False, "a group can be uniform in two ways"
     return False, "the K samples of a prompt are independent; a group gives no gradient when all K rewards are equal"
 
@@ -43,13 +45,15 @@ def _pass_at(policy: str, k: int) -> float:
 def _concentration_exercise(answer) -> tuple[bool, str]:
     """(pass@1 of A, pass@8 of A, pass@1 of B, pass@8 of B), in expectation over the samples."""
     want = [_pass_at("A", 1), _pass_at("A", 8), _pass_at("B", 1), _pass_at("B", 8)]
+    if isinstance(answer, dict):
+        return False, "answer with a tuple of four numbers: (A's pass@1, A's pass@8, B's pass@1, B's pass@8)"
     got = tuple(float(x) for x in answer)
     if len(got) != 4:
         return False, "answer with four numbers: (A's pass@1, A's pass@8, B's pass@1, B's pass@8)"
-    if close(got, want, 1e-3):
+    if close(got, want, 5e-3):
         return True, (f"the same pass@1 ({want[0]:.2f}) and pass@8 {want[1]:.3f} against {want[3]:.3f}: pass@k at "
                       "large k measures how many prompts a policy can solve at all, not how often")
-    if close(got[:2], want[:2], 1e-3):
+    if close(got[:2], want[:2], 5e-3):
         return False, "A is right; B's pass@8 is an average over its two kinds of prompt of each kind's pass@8"
     return False, "pass@k of one prompt is the chance that at least one of k independent samples passes"
 
@@ -97,7 +101,9 @@ TITLE_CASES = [("The Paper Monsoon", 'The ending of "The Paper Monsoon" is dull.
                ("Glass Canyon", "Glass Canyon has a dull ending."),
                ("Glass Canyon", "Glass Canyon has a dull ending, unlike The Glass Canyon."),
                ("Tower of Ash", 'The "Tower of Ash" ending is dull.'),
-               ("Tower of Ash", 'The "Tower of Ashes" ending is dull.')]
+               ("Tower of Ash", 'The "Tower of Ashes" ending is dull.'),
+               ("The Paper Monsoon", 'The ending of "the paper monsoon" is dull.'),
+               ("The Paper Monsoon", '"The Paper Monsoon" ends badly. The Paper Monsoon drags.')]
 
 
 @exercise("09.4")
@@ -106,7 +112,10 @@ def _title_bug_exercise(answer) -> tuple[bool, str]:
     if not callable(answer):
         return False, "answer with your fixed function title_check(title, text) -> bool"
     for title, text in TITLE_CASES:
-        got = answer(title, text)
+        try:
+            got = answer(title, text)
+        except Exception as err:   # a student's function may fail on a case; say which
+            return False, f"it raised {type(err).__name__} for title {title!r} and text {text!r}"
         if got is None:
             return False, f"it returned None for title {title!r}; return True or False"
         if bool(got) != _title_ok(title, text):

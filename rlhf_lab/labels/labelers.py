@@ -69,6 +69,34 @@ PERSONAS: dict[str, Persona] = {p.name: p for p in (
 )}
 
 
+VERBOSE = Persona("verbose", {"gold": 1.0, "words_10": 0.5}, 0.1,
+                  "likes what gold likes, and more of it: every ten words add 0.5 to its utility (notebook 10)")
+"""A length-loving labeler, kept out of `PERSONAS` (the shipped labels' four). Its weight puts its expected agreement
+with the gold ordering of the SFT model's samples at 75% (`agreement_with_gold`: 256 prompts x K = 4, 2026-12-04;
+0.87 for the gold persona itself, whose only difference is its noise), inside the range InstructGPT reports for
+people (72.6 +- 1.5% between training labelers, Ouyang et al. 2022, section 5.1)."""
+
+
+def agreement_with_gold(persona: Persona, tasks: list[LabelTask], temperature: float | None = None) -> float:
+    """The expected share of pairs a labeler of ``persona`` orders as the gold judge does: the mean over every pair
+    (i, j) of every task with gold_i > gold_j of Bradley-Terry's P(i > j) = sigmoid((u_i - u_j) / T)."""
+    T = persona.temperature if temperature is None else temperature
+    total, n = 0.0, 0
+    for task in tasks:
+        fs = [features(task.prompt, c) for c in task.completions]
+        g = [f["gold"] for f in fs]
+        u = [sum(persona.weights.get(k, 0.0) * v for k, v in f.items()) for f in fs]
+        for i in range(len(fs)):
+            for j in range(len(fs)):
+                if g[i] > g[j]:
+                    d = u[i] - u[j]
+                    total += (1 / (1 + math.exp(-d / T))) if T > 0 else float(d > 0) + 0.5 * float(d == 0)
+                    n += 1
+    if n == 0:
+        raise ValueError("no pair of completions with different gold scores in these tasks")
+    return total / n
+
+
 def features(prompt, completion: str) -> dict[str, float]:
     """The judge components a persona can weigh, for one completion of one world prompt.
 

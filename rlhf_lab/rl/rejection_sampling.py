@@ -150,18 +150,34 @@ class RFTConfig:
         return cls(select=select, prompts_per_round=128, lr=3e-5)
 
 
+def matched_count(completions: list[list[str]], n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``n`` (prompt, completion) places drawn at random without replacement among all the round's completions."""
+    places = [(i, j) for i, row in enumerate(completions) for j in range(len(row))]
+    if not 0 <= n <= len(places):
+        raise ValueError(f"cannot draw {n} of {len(places)} completions")
+    return random.Random(seed).sample(places, n)
+
+
 def rejection_sampling_finetune(specs: list[Spec], cfg: RFTConfig | None = None, policy=None, tokenizer=None,
-                                progress: bool = True, on_round=None) -> list[dict]:
+                                progress: bool = True, on_round=None, match: list[int] | None = None) -> list[dict]:
     """Expert iteration on the verifier, in place on ``policy`` (default: ``cfg.model``, loaded; then read the result
     from ``on_round`` or pass the policy in); returns one row per round: the completions
     sampled so far (``episodes``), the pass rate of the round's samples, the all-pass and all-fail shares of its
     groups, the per-token entropy of the samples (the mean of -log pi over sampled tokens, an unbiased estimate
-    of the mean per-token entropy), how many completions were kept and the fine-tuning's steps and last loss."""
+    of the mean per-token entropy), how many completions were kept and the fine-tuning's steps and last loss.
+
+    ``match`` (with ``cfg.select == "random"``): the control of a selected run, keeping in round r exactly
+    ``match[r]`` completions (that run's ``kept``) drawn at random among the round's, so that both runs fine-tune on
+    as many completions with as many steps, round by round, and differ in the selection only. Without it the
+    random selection keeps, per prompt, as many as passed among its own samples (`matched_random`)."""
     cfg = cfg or RFTConfig()
     if policy is None:
         policy, tokenizer = load_model(cfg.model, role="policy")
     elif tokenizer is None:
         raise ValueError("pass the policy's tokenizer along with the policy")
+    if match is not None and (cfg.select != "random" or len(match) != cfg.rounds):
+        raise ConfigError(f"match gives the kept counts of a selected run to its random control: one per round "
+                          f"({cfg.rounds}) with select='random'; got {len(match)} counts with select={cfg.select!r}")
     if cfg.prompts_per_round > len(specs):
         raise ConfigError(f"RFTConfig.prompts_per_round ({cfg.prompts_per_round}) is more than the {len(specs)} "
                           f"specifications given; lower it or give more")
@@ -173,8 +189,13 @@ def rejection_sampling_finetune(specs: list[Spec], cfg: RFTConfig | None = None,
         v = sample_verdicts(policy, tokenizer, chosen, cfg.num_generations, cfg.max_new_tokens, cfg.temperature,
                             seed=cfg.seed * 1000 + rnd)
         texts, passed = [s.text for s in chosen], v["passed"].tolist()
-        kept = (select_passing(texts, v["completions"], passed) if cfg.select == "passing"
-                else matched_random(texts, v["completions"], passed, seed=cfg.seed * 1000 + rnd))
+        if cfg.select == "passing":
+            kept = select_passing(texts, v["completions"], passed)
+        elif match is None:
+            kept = matched_random(texts, v["completions"], passed, seed=cfg.seed * 1000 + rnd)
+        else:
+            n = min(match[rnd], len(texts) * cfg.num_generations)
+            kept = [(texts[i], v["completions"][i][j]) for i, j in matched_count(v["completions"], n, cfg.seed * 1000 + rnd)]
         kept = [(p, c) for p, c in kept if c.strip()]       # an empty completion teaches nothing but EOS
         row = {"round": rnd + 1, "episodes": (rnd + 1) * cfg.prompts_per_round * cfg.num_generations,
                "pass_rate": v["passed"].float().mean().item(), **group_shares(v["passed"]),

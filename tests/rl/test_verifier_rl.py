@@ -162,3 +162,18 @@ def test_trl_grpo_takes_the_verifier_as_a_reward_function(tmp_path):
     trainer.train()
     logged = trainer.state.log_history[0]
     assert trainer.state.global_step == 1 and 0.0 <= logged["rewards/verifier/mean"] <= 1.0
+
+
+def test_the_matched_control_keeps_the_selected_runs_counts_round_by_round(spec_model, monkeypatch):
+    model, tok = spec_model
+    seen = []
+    monkeypatch.setattr("rlhf_lab.rl.rejection_sampling.fine_tune",
+                        lambda m, t, pairs, *a, **k: seen.append(pairs) or History(loss=[0.0]))
+    cfg = RFTConfig(rounds=2, prompts_per_round=8, num_generations=4, max_new_tokens=16, select="random")
+    rows = rejection_sampling_finetune(specs(16, "train"), cfg, copy.deepcopy(model), tok, progress=False, match=[5, 11])
+    assert [r["kept"] for r in rows] == [5, 11] and [len(p) for p in seen] == [5, 11]
+    assert [r["steps"] for r in rows] == [2, 3]                     # ceil(4 epochs x kept / 16), as the selected run's
+    with pytest.raises(ConfigError, match="one per round"):
+        rejection_sampling_finetune(specs(16, "train"), cfg, model, tok, progress=False, match=[5])
+    with pytest.raises(ConfigError, match="select='random'"):
+        rejection_sampling_finetune(specs(16, "train"), replace(cfg, select="passing"), model, tok, match=[5, 11])
