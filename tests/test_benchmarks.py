@@ -125,3 +125,15 @@ def test_verifier_rl_refuses_bad_sizes(argv, message, capsys):
     with pytest.raises(SystemExit):
         verifier_main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_length_bias_smoke_writes_its_table(tmp_path):
+    """Issue 28's groundwork: the length-loving labeler's reward model, optimised with and without a length penalty."""
+    from benchmarks.length_bias import main as length_main
+
+    out = tmp_path / "length.json"
+    table = length_main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text())["meta"]["budget"] == 96
+    assert {r["name"] for r in table["runs"]} == {"gold_rm", "verbose_rm", "verbose_rm_penalty"}
+    assert set(table["padding_gain"]) == {"gold_rm", "verbose_rm", "gold"}
+    assert 0.5 < table["agreement_with_gold"]["verbose"] < table["agreement_with_gold"]["gold"] <= 1
