@@ -128,6 +128,15 @@ def test_cli_spec_sft_rft_and_grpo_on_the_verifier(tmp_path, capsys):
                  "--max-new-tokens", "8", "--n-prompts", "8", "--out", str(tmp_path / "rft")]) == 0
     assert "round 1: pass rate" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "rft" / "metadata.json").read_text())["rounds"]) == 1
+    assert main(["rft", "--model", sft, "--rounds", "1", "--prompts-per-round", "4", "--num-generations", "2",
+                 "--max-new-tokens", "8", "--n-prompts", "8", "--select", "random", "--match", str(tmp_path / "rft"),
+                 "--out", str(tmp_path / "rft-random")]) == 0
+    kept = [json.loads((tmp_path / d / "metadata.json").read_text())["rounds"][0]["kept"] for d in ("rft", "rft-random")]
+    assert kept[0] == kept[1]
+    capsys.readouterr()
+    assert main(["rft", "--model", sft, "--rounds", "2", "--select", "random", "--match", str(tmp_path / "rft"),
+                 "--n-prompts", "80", "--out", str(tmp_path / "x")]) == 2
+    assert "as many rounds as the matched run (1)" in capsys.readouterr().err
     assert main(["grpo", "--model", sft, "--reward-model", "verifier", "--iterations", "1", "--batch-size", "8",
                  "--mini-batch-size", "4", "--max-new-tokens", "8", "--num-iterations", "1", "--device", "cpu",
                  "--unfinished-score", "none", "--out", str(tmp_path / "grpo")]) == 0
