@@ -137,3 +137,14 @@ def test_length_bias_smoke_writes_its_table(tmp_path):
     assert {r["name"] for r in table["runs"]} == {"gold_rm", "verbose_rm", "verbose_rm_penalty"}
     assert set(table["padding_gain"]) == {"gold_rm", "verbose_rm", "gold"}
     assert 0.5 < table["agreement_with_gold"]["verbose"] < table["agreement_with_gold"]["gold"] <= 1
+
+
+def test_ensembles_smoke_writes_its_table(tmp_path):
+    """Issue 28's groundwork: GRPO against one reward model and against its ensemble's three objectives."""
+    from benchmarks.ensembles import main as ensembles_main
+    from rlhf_lab.reward.ensemble import OBJECTIVES
+
+    table = ensembles_main(["--smoke", "--out", str(tmp_path / "ens.json")])
+    assert {r["objective"] for r in table["runs"]} == {"single", *OBJECTIVES}
+    assert len(table["members"]["val_accuracy"]) == 2 and table["members"]["disagreement_sft"] > 0
+    assert all(r["path"][-1]["iteration"] == 2 for r in table["runs"])

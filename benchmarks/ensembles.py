@@ -1,0 +1,131 @@
+"""Notebook 10's ensemble measurement (groundwork): conservative rewards from reward-model ensembles, against gold.
+
+    python -m benchmarks.ensembles                            # the table, ~12 min on 2 cores
+    python -m benchmarks.ensembles --smoke --out /tmp/e.json  # one seed, a few steps
+
+Four reward models are trained by the kit's grouped loss (`RewardConfig.tiny`, unit std) on bootstrap samples of
+the shipped sim-gold rankings' training prompts, each from its own seed; all start from the SFT backbone. On
+held-out ranked groups each member's pairwise accuracy is read against the labels, and on the SFT model's
+held-out samples the members' disagreement (the std of their scores) and how much their errors against gold
+agree (the mean correlation between members of score minus a least-squares fit of gold: shared errors no
+ensemble can see). Then, for 3 seeds, GRPO (notebook 08's preset, beta = 0.01 so that over-optimisation can
+show, 40 iterations of 32 episodes) optimises
+
+* ``single``: member 0 alone; ``mean``, ``min``, ``mean_minus_std`` (lambda = 1): the ensemble's objectives,
+
+and every policy is read every 10 iterations on the same 64 held-out prompts: gold, the optimised reward, KL,
+and the members' disagreement on the policy's own samples. Writes ``--out`` (default data/ensembles.json).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from rlhf_lab import course
+from rlhf_lab.config import get_profile, set_seed
+from rlhf_lab.evaluation import evaluate_policy, pairwise_accuracy, sample_n
+from rlhf_lab.labels.preferences import load_preferences, split_by_prompt
+from rlhf_lab.lm.models import load_model
+from rlhf_lab.reward.ensemble import OBJECTIVES, RewardEnsemble, train_ensemble
+from rlhf_lab.reward.train import RewardConfig, as_groups
+from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+from rlhf_lab.utils.artefacts import write_json
+from rlhf_lab.world.reviews import ReviewWorld
+
+SEEDS = [0, 1, 2]
+MEMBERS = 4
+LAM = 1.0
+EVERY = 10
+OUT = Path(__file__).resolve().parents[1] / "data" / "ensembles.json"
+
+
+def shared_error(scores: torch.Tensor, gold: torch.Tensor) -> float:
+    """The mean correlation, over pairs of members, of their errors against gold: each member's scores minus their
+    least-squares fit on gold (what of the score gold does not explain). 1: every member errs alike."""
+    x = torch.stack([gold, torch.ones_like(gold)], 1)
+    errors = []
+    for s in scores:
+        coef = torch.linalg.lstsq(x, s[:, None]).solution
+        errors.append(s - (x @ coef)[:, 0])
+    e = torch.stack(errors)
+    c = torch.corrcoef(e)
+    n = len(e)
+    return ((c.sum() - n) / (n * (n - 1))).item() if n > 1 else float("nan")
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--smoke", action="store_true", help="seed 0, 2 members, 2 iterations, 8 prompts")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if min(args.seeds) < 0:
+        parser.error(f"--seeds must be at least 0, got {args.seeds}")
+    smoke = args.smoke
+    if smoke:
+        args.seeds = [0]
+    profile = get_profile("cpu")
+    chain = course.ensure(profile)
+    world = ReviewWorld(0)
+    train_prompts = world.prompts(16 if smoke else 512, kind="mixed", split="train")
+    test_prompts = world.prompts(8 if smoke else 64, kind="mixed", split="test")
+    reference, tok = load_model(chain["sft"], role="reference", device="cpu")
+    started = time.perf_counter()
+
+    records = load_preferences(chain["labels"], labeler="sim-gold")
+    train_records, val_records = split_by_prompt(records, val_fraction=0.2)
+    if smoke:
+        train_records, val_records = train_records[:32], val_records[:16]
+    cfg = replace(RewardConfig.tiny(), normalise_std=True, epochs=1 if smoke else 2, device="cpu")
+    ensemble, _ = train_ensemble(cfg, train_records, n_members=2 if smoke else MEMBERS, val_records=[], progress=False)
+    val_groups = as_groups(val_records)
+    accuracy = [pairwise_accuracy(m, val_groups) for m in ensemble.members]
+    pool = sample_n(reference, tok, test_prompts, n=4, seed=1)
+    flat_p = [p.text for p, row in zip(test_prompts, pool["completions"]) for _ in row]
+    flat_c = [c for row in pool["completions"] for c in row]
+    member_scores = ensemble.member_scores(flat_p, flat_c)
+    table = {"members": {"val_accuracy": accuracy,
+                         "disagreement_sft": member_scores.std(0, correction=0).mean().item(),
+                         "shared_error": shared_error(member_scores, pool["gold"].flatten().float())},
+             "runs": []}
+    stops = sorted({*range(EVERY, (2 if smoke else 40) + 1, EVERY), 2 if smoke else 40})
+    for seed in args.seeds:
+        for objective in ("single", *OBJECTIVES):
+            rm = RewardEnsemble([ensemble.members[0]]) if objective == "single" else ensemble.with_objective(objective, LAM)
+            gcfg = replace(GroupConfig.tiny("grpo"), beta=0.01, iterations=2 if smoke else 40, seed=seed, device="cpu")
+            set_seed(seed)
+            t = time.perf_counter()
+            trainer = GroupTrainer(gcfg, train_prompts, reference=reference, reward_model=rm)
+            path = []
+            for stop in stops:
+                trainer.train(iterations=stop, progress=False)
+                e = evaluate_policy(trainer.policy, reference, tok, test_prompts, reward_fn=rm.score,
+                                    max_new_tokens=gcfg.max_new_tokens, temperature=gcfg.temperature)
+                samples = ensemble.member_scores([p.text for p in test_prompts], e["completions"])
+                path.append({"iteration": stop, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"],
+                             "length": e["length"], "disagreement": samples.std(0, correction=0).mean().item()})
+            table["runs"].append({"objective": objective, "seed": seed, "path": path,
+                                  "seconds": round(time.perf_counter() - t, 1)})
+            last = path[-1]
+            print(f"seed {seed} {objective:15s} gold {last['gold']:+.3f} proxy {last['proxy']:+.3f} KL {last['kl']:5.2f} "
+                  f"peak gold {max(p['gold'] for p in path):+.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
+    table["meta"] = {
+        "command": "python -m benchmarks.ensembles " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "seconds": round(time.perf_counter() - started), "seeds": args.seeds, "members": len(ensemble.members),
+        "lam": LAM, "beta": 0.01, "every": EVERY, "train_prompts": len(train_prompts), "test_prompts": len(test_prompts)}
+    write_json(args.out, table)
+    print(f"members: {table['members']}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
