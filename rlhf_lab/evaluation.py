@@ -310,3 +310,22 @@ def gold_at_kl(path: list[dict], kl: float, start: dict | None = None, key: str 
             w = 0.0 if hi == lo else (kl - a["kl"]) / (b["kl"] - a["kl"])
             return a[key] + w * (b[key] - a[key])
     return float("nan")
+
+
+def length_controlled(values, lengths, groups) -> dict:
+    """Each group's mean of ``values`` with length regressed out, as length-controlled win rates do (Dubois et al.
+    2024): one least-squares line value = a + b * length over every sample pooled, then per group the mean residual
+    plus the pooled mean, i.e. the group's mean value at the pooled mean length. Returns {"slope": b, group: value}."""
+    v, n = torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(lengths, dtype=torch.float64)
+    if not len(v) == len(n) == len(groups) or len(v) < 2:
+        raise ValueError(f"values, lengths and groups must have one entry per sample (at least 2): got {len(v)}, "
+                         f"{len(n)} and {len(groups)}")
+    if n.std() == 0:
+        raise ValueError("every sample has the same length: length cannot be regressed out")
+    slope = ((v - v.mean()) * (n - n.mean())).sum() / ((n - n.mean()) ** 2).sum()
+    residual = v - v.mean() - slope * (n - n.mean())
+    out = {"slope": slope.item()}
+    for g in dict.fromkeys(groups):
+        mask = torch.tensor([x == g for x in groups])
+        out[g] = (v.mean() + residual[mask].mean()).item()
+    return out

@@ -184,3 +184,22 @@ def test_a_verifier_table_is_checked_and_summarised_over_seeds(tmp_path):
     assert mean == pytest.approx(0.4) and se == pytest.approx(0.2 / 3 ** 0.5)
     assert by_method(table, "m", "checks/rating")[0] == pytest.approx(0.4)
     assert math.isnan(by_method(table, "m", "gold")[0])              # a seed where nothing passed is not a zero
+
+
+def test_length_controlled_means_remove_a_linear_length_effect():
+    from rlhf_lab.evaluation import length_controlled
+
+    # two groups with the same quality; group "long" is 10 tokens longer and length adds 0.1 per token
+    lengths = [5, 6, 7, 15, 16, 17]
+    values = [0.1 * n for n in lengths]
+    out = length_controlled(values, lengths, ["short"] * 3 + ["long"] * 3)
+    assert out["slope"] == pytest.approx(0.1) and out["short"] == pytest.approx(out["long"])
+    raw_gap = sum(values[3:]) / 3 - sum(values[:3]) / 3
+    assert raw_gap == pytest.approx(1.0)                                   # the raw means differ by the length alone
+    shifted = length_controlled([x + (0.5 if i >= 3 else 0) for i, x in enumerate(values)], lengths,
+                                ["short"] * 3 + ["long"] * 3)
+    assert shifted["long"] - shifted["short"] > 0                           # a real quality gap survives (shrunk
+    with pytest.raises(ValueError, match="same length"):                    # by the pooled slope's share of it)
+        length_controlled([1.0, 2.0], [3, 3], ["a", "b"])
+    with pytest.raises(ValueError, match="one entry per sample"):
+        length_controlled([1.0], [3, 4], ["a", "b"])
