@@ -13,8 +13,9 @@ iterations of 32 episodes, 96 new tokens, the reward model's own score of an unf
 * ``verbose_rm``: the reward model of the verbose labeler's rankings;
 * ``verbose_rm_penalty``: the same minus ALPHA per token of the response (a length penalty).
 
-Every policy is read on the same 128 held-out prompts: gold, its reward model's score, length, KL, and the gold
-and proxy with length regressed out (least squares on the pooled held-out samples of every run). Beside it: how
+Every policy is read on the same 128 held-out prompts: gold, its reward model's score, length, KL, each sample
+kept, and the gold (and each reward model's proxy, over the runs that optimised it) with length regressed out
+(`evaluation.length_controlled`: one least-squares line on the pooled held-out samples). Beside it: how
 much of each reward model's score length explains (the correlation on the SFT model's held-out samples), and the
 score of the same reviews padded with neutral sentences. Writes ``--out`` (default data/length_bias.json).
 """
@@ -32,7 +33,7 @@ import torch
 
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
-from rlhf_lab.evaluation import correlation, evaluate_policy, sample_n, score_samples
+from rlhf_lab.evaluation import correlation, evaluate_policy, length_controlled, sample_n, score_samples
 from rlhf_lab.labels.labelers import PERSONAS, VERBOSE, SimulatedLabeler, agreement_with_gold, label_tasks
 from rlhf_lab.labels.preferences import sample_for_labeling
 from rlhf_lab.lm.models import load_model
@@ -110,13 +111,26 @@ def main(argv=None) -> dict:
             hist = trainer.train(progress=False)
             e = evaluate_policy(trainer.policy, reference, tok, test_prompts, reward_fn=rm.score,
                                 max_new_tokens=BUDGET, temperature=0.7)
+            tokens = [len(tok(c, add_special_tokens=False)["input_ids"]) for c in e["completions"]]
             run = {"name": name, "seed": seed, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"],
                    "length": e["length"], "seconds": round(time.perf_counter() - t, 1),
+                   "samples": {"gold": [round(x, 5) for x in e["golds"]], "proxy": [round(x, 5) for x in e["scores"]],
+                               "tokens": tokens},
                    "curves": {k: [round(float(x), 5) for x in hist[k]]
                               for k in ("objective/rm_score", "objective/gold", "objective/kl", "response/length")}}
             table["runs"].append(run)
             print(f"seed {seed} {name:19s} gold {run['gold']:+.3f} proxy {run['proxy']:+.3f} length {run['length']:5.1f} "
                   f"KL {run['kl']:5.2f} ({run['seconds']:.0f} s)", flush=True)
+    for key in ("gold", "proxy"):     # every run's held-out samples pooled, length regressed out (length_controlled)
+        for rm_name in ("gold_rm", "verbose_rm"):
+            runs = [r for r in table["runs"] if r["name"].startswith(rm_name.split("_")[0])] if key == "proxy" else table["runs"]
+            values = [x for r in runs for x in r["samples"][key]]
+            lengths = [x for r in runs for x in r["samples"]["tokens"]]
+            groups = [f"{r['name']}/{r['seed']}" for r in runs for _ in r["samples"][key]]
+            table.setdefault("length_controlled", {})[f"{key}/{rm_name}" if key == "proxy" else key] = \
+                length_controlled(values, lengths, groups)
+            if key == "gold":
+                break
     table["meta"] = {
         "command": "python -m benchmarks.length_bias " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
