@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from rlhf_lab.cli.options import add_config_options, command_line, config_overrides
-from rlhf_lab.config import runs_dir, set_seed
+from rlhf_lab.config import get_device, runs_dir, set_seed
 from rlhf_lab.lm.finetune import FineTuneConfig, fine_tune
 from rlhf_lab.lm.models import load_model, save_policy
 from rlhf_lab.rl.rejection_sampling import RFTConfig, rejection_sampling_finetune, sample_verdicts
@@ -34,6 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", default="tiny", help="the SFT model to fine-tune (default tiny; gpt2's: runs/gpu/sft)")
     p.add_argument("--n-demos", type=int, default=2000, help="spec demonstrations (default 2000)")
     p.add_argument("--out", help="output folder (default runs/spec_sft)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     add_config_options(p, FineTuneConfig, FineTuneConfig.tiny())
     p.set_defaults(run=run_spec_sft)
 
@@ -43,6 +44,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--match", help="with --select random: a selected run's folder (from `rlhf-lab rft`); keep as many "
                    "completions per round as it kept, so that only the selection differs")
     p.add_argument("--out", help="output folder (default runs/rft)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     add_config_options(p, RFTConfig, RFTConfig.tiny())
     p.set_defaults(run=run_rft)
 
@@ -57,7 +59,7 @@ def run_spec_sft(args) -> None:
         raise ValueError(f"--n-demos must be at least 1, got {args.n_demos}")
     cfg = dataclasses.replace(FineTuneConfig.tiny(), **config_overrides(args, FineTuneConfig))
     out = check_writable(recover(args.out or runs_dir("spec_sft", create=False)))
-    model, tok = load_model(args.model, role="policy")
+    model, tok = load_model(args.model, role="policy", device=get_device(args.device))
     before = _held_out_pass_rate(model, tok, cfg.seed)
     hist = fine_tune(model, tok, demonstrations(args.n_demos), cfg, desc="spec-form fine-tuning")
     after = _held_out_pass_rate(model, tok, cfg.seed)
@@ -78,7 +80,7 @@ def run_rft(args) -> None:
     match = _matched_counts(args.match, cfg) if args.match else None
     out = check_writable(recover(args.out or runs_dir("rft", create=False)))
     set_seed(cfg.seed)
-    policy, tok = load_model(cfg.model, role="policy")
+    policy, tok = load_model(cfg.model, role="policy", device=get_device(args.device))
     before = _held_out_pass_rate(policy, tok, cfg.seed)
     rows = rejection_sampling_finetune(specs(args.n_prompts, "train"), cfg, policy, tok, match=match)
     after = _held_out_pass_rate(policy, tok, cfg.seed)
