@@ -17,15 +17,11 @@ checkpoints. Writes ``--out`` (default data/beta_frontier.json) atomically and p
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from benchmarks import table_meta
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import evaluate_policy, frontier_by_beta
@@ -102,10 +98,7 @@ def main(argv=None) -> dict:
             print(f"beta {beta:<5g} seed {seed}: gold {path[-1]['gold']:+.3f}  r_phi {path[-1]['score']:+.3f}  "
                   f"KL {path[-1]['kl']:5.2f}  ({time.perf_counter() - t:.0f} s)", flush=True)
     table["meta"] = {
-        "command": "python -m benchmarks.beta_frontier " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seconds": round(time.perf_counter() - started), "iterations": base.iterations,
+        **table_meta("beta_frontier", argv, started), "iterations": base.iterations,
         "episodes_per_iteration": base.batch_size, "max_new_tokens": base.max_new_tokens,
         "train_prompts": len(train_prompts), "test_prompts": len(test_prompts), "betas": args.betas,
         "seeds": args.seeds, "reward_model": str(base.reward_model), "model": str(base.model)}

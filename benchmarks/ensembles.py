@@ -18,16 +18,13 @@ and the members' disagreement on the policy's own samples. Writes ``--out`` (def
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import platform
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from benchmarks import parse_seeds, seeds_parser, table_meta
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import evaluate_policy, pairwise_accuracy, sample_n
@@ -61,16 +58,8 @@ def shared_error(scores: torch.Tensor, gold: torch.Tensor) -> float:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    parser.add_argument("--smoke", action="store_true", help="seed 0, 2 members, 2 iterations, 8 prompts")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if min(args.seeds) < 0:
-        parser.error(f"--seeds must be at least 0, got {args.seeds}")
+    args = parse_seeds(seeds_parser(__doc__.splitlines()[0], SEEDS, OUT, "seed 0, 2 members, 2 iterations, 8 prompts"), argv)
     smoke = args.smoke
-    if smoke:
-        args.seeds = [0]
     profile = get_profile("cpu")
     chain = course.ensure(profile)
     world = ReviewWorld(0)
@@ -117,10 +106,7 @@ def main(argv=None) -> dict:
             print(f"seed {seed} {objective:15s} gold {last['gold']:+.3f} proxy {last['proxy']:+.3f} KL {last['kl']:5.2f} "
                   f"peak gold {max(p['gold'] for p in path):+.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
     table["meta"] = {
-        "command": "python -m benchmarks.ensembles " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seconds": round(time.perf_counter() - started), "seeds": args.seeds, "members": len(ensemble.members),
+        **table_meta("ensembles", argv, started), "seeds": args.seeds, "members": len(ensemble.members),
         "lam": LAM, "beta": 0.01, "every": EVERY, "train_prompts": len(train_prompts), "test_prompts": len(test_prompts)}
     write_json(args.out, table)
     print(f"members: {table['members']}")

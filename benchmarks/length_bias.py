@@ -21,16 +21,13 @@ score of the same reviews padded with neutral sentences. Writes ``--out`` (defau
 """
 from __future__ import annotations
 
-import argparse
-import datetime
-import platform
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from benchmarks import parse_seeds, seeds_parser, table_meta
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import correlation, evaluate_policy, length_controlled, sample_n, score_samples
@@ -50,16 +47,8 @@ OUT = Path(__file__).resolve().parents[1] / "data" / "length_bias.json"
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    parser.add_argument("--smoke", action="store_true", help="seed 0, 2 iterations, 16 prompts")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if min(args.seeds) < 0:
-        parser.error(f"--seeds must be at least 0, got {args.seeds}")
+    args = parse_seeds(seeds_parser(__doc__.splitlines()[0], SEEDS, OUT, "seed 0, 2 iterations, 16 prompts"), argv)
     smoke = args.smoke
-    if smoke:
-        args.seeds = [0]
     profile = get_profile("cpu")
     chain = course.ensure(profile, "sft")
     world = ReviewWorld(0)
@@ -132,10 +121,7 @@ def main(argv=None) -> dict:
             if key == "gold":
                 break
     table["meta"] = {
-        "command": "python -m benchmarks.length_bias " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seconds": round(time.perf_counter() - started), "seeds": args.seeds, "budget": BUDGET, "alpha": ALPHA,
+        **table_meta("length_bias", argv, started), "seeds": args.seeds, "budget": BUDGET, "alpha": ALPHA,
         "train_prompts": len(train_prompts), "test_prompts": len(test_prompts)}
     write_json(args.out, table)
     print(f"agreement with gold: {agreement}; corr(length, score): {explains}; padding gain: {padding}")

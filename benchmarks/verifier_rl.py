@@ -28,17 +28,14 @@ data/verifier_rl.json) atomically and prints the table.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import datetime
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks import parse_seeds, seeds_parser, table_meta
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import evaluate_policy
@@ -89,19 +86,14 @@ def read(policy, reference, tok, test_specs, n: int, ks) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser = seeds_parser(__doc__.splitlines()[0], SEEDS, OUT, "seed 0, a few steps of everything, 4 held-out specs")
     parser.add_argument("--samples", type=int, default=64, help="samples per held-out specification (pass@k's n)")
-    parser.add_argument("--smoke", action="store_true", help="seed 0, a few steps of everything, 4 held-out specs")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
-    if min(args.seeds) < 0:
-        parser.error(f"--seeds must be at least 0, got {args.seeds}")
+    args = parse_seeds(parser, argv)
     if args.samples < 1:
         parser.error(f"--samples must be at least 1, got {args.samples}")
     smoke = args.smoke
     if smoke:
-        args.seeds, args.samples = [0], 4
+        args.samples = 4
     ks = [k for k in KS if k <= args.samples]
 
     profile = get_profile("cpu")
@@ -164,10 +156,7 @@ def main(argv=None) -> dict:
                   f"({run['seconds'][name]:.0f} s)", flush=True)
         table["runs"].append(run)
     table["meta"] = {
-        "command": "python -m benchmarks.verifier_rl " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "seconds": round(time.perf_counter() - started), "seeds": args.seeds, "ks": ks, "samples": args.samples,
+        **table_meta("verifier_rl", argv, started), "seeds": args.seeds, "ks": ks, "samples": args.samples,
         "train_specs": len(train_specs), "test_specs": len(test_specs), "label_specs": len(label_specs),
         "episodes": grpo_config(0, smoke=smoke).iterations * 32, "model": str(chain["sft"]), "fine_tune_steps": ft_steps}
     write_json(args.out, table)
