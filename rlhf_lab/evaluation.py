@@ -20,7 +20,7 @@ import random
 import torch
 
 from rlhf_lab.config import data_dir, fork_rng, set_seed
-from rlhf_lab.lm.generation import sample, token_logprobs
+from rlhf_lab.lm.generation import sample, sample_groups, token_logprobs
 from rlhf_lab.reward.train import as_groups
 from rlhf_lab.utils.artefacts import ArtefactError, read_json
 from rlhf_lab.world.judges import summarise
@@ -249,15 +249,8 @@ def sample_n(model, tokenizer, prompts, n: int, max_new_tokens: int = 48, temper
              seed: int = 0, batch_rows: int = 256) -> dict:
     """N samples per prompt (the pool best-of-n picks from) and their gold scores, without touching the
     caller's random stream. Returns {"completions": P lists of n strings, "gold": (P, n) tensor}."""
-    per_batch = max(1, batch_rows // n)
-    completions = []
-    with fork_rng():
-        set_seed(seed)
-        for i in range(0, len(prompts), per_batch):
-            chunk = prompts[i:i + per_batch]
-            out = sample(model, tokenizer, [p.text for p in chunk], max_new_tokens=max_new_tokens,
-                         temperature=temperature, num_samples=n)
-            completions += [out.completions[j * n:(j + 1) * n] for j in range(len(chunk))]
+    completions = sample_groups(model, tokenizer, [p.text for p in prompts], n, max_new_tokens, temperature, seed,
+                                batch_rows)["completions"]
     gold = [[g.gold for g in judge_many([p] * n, row)] for p, row in zip(prompts, completions)]
     return {"completions": completions, "gold": torch.tensor(gold)}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from rlhf_lab.config import bf16_autocast
+from rlhf_lab.config import bf16_autocast, fork_rng, set_seed
 from rlhf_lab.lm.models import context_length
 from rlhf_lab.lm.sampler import decode
 
@@ -193,3 +193,25 @@ def sample(model, tokenizer, prompts: list[str], max_new_tokens: int = 48, tempe
         prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=completion_ids,
         completion_mask=completion_mask, logprobs=out.logprobs * completion_mask, finished=finished,
     )
+
+
+@torch.no_grad()
+def sample_groups(model, tokenizer, prompts: list[str], n: int, max_new_tokens: int = 48, temperature: float = 0.7,
+                  seed: int = 0, batch_rows: int = 256) -> dict:
+    """``n`` completions of each prompt text, in batches of about ``batch_rows`` rows, seeded by ``seed`` without
+    touching the caller's random stream. Returns {"completions": P lists of n strings, "length": (P, n) tokens,
+    "nll": (P, n) summed -log pi of each completion at ``temperature``} (on CPU)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    per_batch = max(1, batch_rows // n)
+    completions, lengths, nll = [], [], []
+    with fork_rng():
+        set_seed(seed)
+        for i in range(0, len(prompts), per_batch):
+            chunk = prompts[i:i + per_batch]
+            out = sample(model, tokenizer, chunk, max_new_tokens=max_new_tokens, temperature=temperature, num_samples=n)
+            completions += [out.completions[j * n:(j + 1) * n] for j in range(len(chunk))]
+            lengths.append(out.completion_mask.sum(-1).view(len(chunk), n).float().cpu())
+            nll.append(-out.logprobs.sum(-1).view(len(chunk), n).float().cpu())
+    return {"completions": completions, "length": torch.cat(lengths) if lengths else torch.zeros(0, n),
+            "nll": torch.cat(nll) if nll else torch.zeros(0, n)}

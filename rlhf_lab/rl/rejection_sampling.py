@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhf_lab.config import ConfigError, fork_rng, set_seed, validate_config
+from rlhf_lab.config import ConfigError, validate_config
 from rlhf_lab.lm.finetune import FineTuneConfig, fine_tune
-from rlhf_lab.lm.generation import sample
+from rlhf_lab.lm.generation import sample_groups
 from rlhf_lab.lm.models import load_model
 from rlhf_lab.reward.train import RankedGroup
 from rlhf_lab.utils.progress import progress_bar
@@ -65,24 +65,13 @@ def sample_verdicts(model, tokenizer, specs: list[Spec], n: int, max_new_tokens:
     Returns {"completions": P lists of n strings, "passed": (P, n) bool, "checks": {constraint: (P, n) bool},
     "gold": (P, n) the gold judge's score, "length": (P, n) tokens, "nll": (P, n) summed -log pi of the sample}.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    per_batch = max(1, batch_rows // n)
-    completions, lengths, nll = [], [], []
-    with fork_rng():
-        set_seed(seed)
-        for i in range(0, len(specs), per_batch):
-            chunk = specs[i:i + per_batch]
-            out = sample(model, tokenizer, [s.text for s in chunk], max_new_tokens=max_new_tokens,
-                         temperature=temperature, num_samples=n)
-            completions += [out.completions[j * n:(j + 1) * n] for j in range(len(chunk))]
-            lengths.append(out.completion_mask.sum(-1).view(len(chunk), n).float().cpu())
-            nll.append(-out.logprobs.sum(-1).view(len(chunk), n).float().cpu())
+    out = sample_groups(model, tokenizer, [s.text for s in specs], n, max_new_tokens, temperature, seed, batch_rows)
+    completions = out["completions"]
     verdicts = [[verify(s, c) for c in row] for s, row in zip(specs, completions)]
     checks = {k: torch.tensor([[v.checks[k] for v in row] for row in verdicts]) for k in CONSTRAINTS}
     gold = torch.tensor([[g.gold for g in judge_many([s.prompt] * n, row)] for s, row in zip(specs, completions)])
-    return {"completions": completions, "passed": torch.tensor([[v.passed for v in row] for row in verdicts]),
-            "checks": checks, "gold": gold, "length": torch.cat(lengths), "nll": torch.cat(nll)}
+    return {**out, "passed": torch.tensor([[v.passed for v in row] for row in verdicts]), "checks": checks,
+            "gold": gold}
 
 
 def verdict_groups(specs: list[Spec], completions: list[list[str]], passed, max_pairs: int = 4,
