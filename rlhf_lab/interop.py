@@ -25,7 +25,8 @@ from transformers import AutoModelForSequenceClassification
 from rlhf_lab.labels.preferences import to_dataset
 from rlhf_lab.lm.models import load_tokenizer
 from rlhf_lab.reward.losses import bt_loss
-from rlhf_lab.reward.model import RewardModel, SHIPPED_REWARD_MODEL, load_reward_model, reward_function
+from rlhf_lab.reward.ensemble import load_reward
+from rlhf_lab.reward.model import RewardModel, SHIPPED_REWARD_MODEL, reward_function
 
 TRL_MISSING = ("TRL is not installed: `pip install -e \".[trl]\"` (or `pip install trl==1.16.0`) adds it; "
                "the course itself does not need it")
@@ -88,7 +89,8 @@ _REWARD_MODELS: dict = {}
 def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     """The kit's reward model as a reward function TRL imports by its path, for ``trl grpo`` and
     ``trl rloo`` on one or several GPUs: ``--reward_funcs rlhf_lab.interop.kit_reward_model``, with
-    the model's folder in ``$RLHF_LAB_REWARD_MODEL`` (default: the shipped tiny-rm).
+    the model's folder in ``$RLHF_LAB_REWARD_MODEL`` (default: the shipped tiny-rm; an ensemble's folder,
+    `RewardEnsemble.save_pretrained`, scores by its saved objective).
 
     Each training process loads the model once, on its own GPU (``$LOCAL_RANK``, set by
     ``accelerate launch``), and scores prompt + completion + EOS as the kit trained it. TRL's own
@@ -101,5 +103,5 @@ def kit_reward_model(prompts, completions, **kwargs) -> list[float]:
     name = os.environ.get("RLHF_LAB_REWARD_MODEL", SHIPPED_REWARD_MODEL)
     if name not in _REWARD_MODELS:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-        _REWARD_MODELS[name] = reward_function(load_reward_model(name, device=device))   # the kit's scoring
+        _REWARD_MODELS[name] = reward_function(load_reward(name, device=device))   # the kit's scoring (an ensemble's folder too)
     return _REWARD_MODELS[name](prompts, completions)

@@ -7,6 +7,7 @@
     rlhf-lab label-set make --n 20 --k 4 --out class-set.jsonl   # one set a whole class ranks
     rlhf-lab labels pool DIR --set class-set.jsonl --out pooled.jsonl   # a class's labels + agreement
     rlhf-lab reward              # Bradley-Terry reward model on the labels -> runs/reward_model
+    rlhf-lab reward-ensemble     # N of them on bootstrap samples, one conservative reward -> runs/reward_ensemble
     rlhf-lab ppo                 # PPO with a KL penalty                    -> runs/ppo (--resume continues)
     rlhf-lab rloo / grpo         # critic-free RL from K samples per prompt     -> runs/rloo, runs/grpo
                                  # (Dr. GRPO: rlhf-lab grpo --no-scale-rewards --loss-type dr_grpo)
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lm.add_parsers(sub)        # pretrain, sft, sample
     labels.add_parsers(sub)    # label, label-set make/show, labels pool/export
-    reward.add_parsers(sub)    # reward, reward-convert
+    reward.add_parsers(sub)    # reward, reward-ensemble, reward-convert
     prepare.add_parsers(sub)   # prepare
     rl.add_parsers(sub)        # ppo, rloo, grpo
     verifier.add_parsers(sub)  # spec-sft, rft

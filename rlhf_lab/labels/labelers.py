@@ -190,6 +190,20 @@ def label_tasks(tasks: list[LabelTask], labelers: list[SimulatedLabeler]) -> lis
     return [make_record(t, lab.rank(t), lab.name, source="simulated") for t in tasks for lab in labelers]
 
 
+def tasks_from_records(records: list[PreferenceRecord], prompts: list) -> list[LabelTask]:
+    """The label tasks behind ranked ``records`` (their prompt and K completions), for another labeler to rank
+    the very completions the first one saw. ``prompts``: the world `Prompt`s they were sampled for (a record
+    keeps only the text; the judges need the aspect)."""
+    by_text = {p.text: p for p in prompts}
+    missing = [r.prompt for r in records if r.prompt not in by_text]
+    if missing:
+        raise ValueError(f"{len(missing)} record(s) have a prompt that is not among the {len(prompts)} prompts given, "
+                         f"e.g. {missing[0][:60]!r}: pass the prompts the records were sampled for")
+    return [LabelTask(by_text[r.prompt], tuple(r.completions), tuple(judge_completion(by_text[r.prompt], c).gold
+                                                                    for c in r.completions), r.model)
+            for r in records]
+
+
 def build_simulated_dataset(out_dir, n_prompts: int = 512, k: int = 4,
                             personas: tuple[str, ...] = ("gold", "enthusiast", "concise", "focused"),
                             model_name: str = "tiny", temperature: float = 0.7, max_new_tokens: int = 48,

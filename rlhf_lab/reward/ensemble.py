@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from rlhf_lab.config import ConfigError
-from rlhf_lab.reward.model import RewardModel
+from rlhf_lab.reward.model import SHIPPED_REWARD_MODEL, RewardModel, reward_model_path
 from rlhf_lab.reward.train import RewardConfig, train_reward_model
 from rlhf_lab.utils.artefacts import ArtefactError, atomic_dir, read_json, recover
 
@@ -99,6 +99,16 @@ class RewardEnsemble(nn.Module):
             raise ArtefactError(f"{path / ENSEMBLE_FILE} names no members. {hint}")
         members = [RewardModel.from_pretrained(path / name, device=device) for name in meta["members"]]
         return cls(members, objective or meta.get("objective", "mean"), meta.get("lam", 1.0) if lam is None else lam)
+
+
+def load_reward(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel | RewardEnsemble:
+    """A reward model or an ensemble by name ("tiny-rm" or a folder, `reward.model.reward_model_path`): a folder
+    with an ``ensemble.json`` is read as a `RewardEnsemble`, any other as one `RewardModel`. What the trainers'
+    ``reward_model=`` strings go through."""
+    path = reward_model_path(name)
+    if (recover(path) / ENSEMBLE_FILE).exists():
+        return RewardEnsemble.from_pretrained(path, device=device)
+    return RewardModel.from_pretrained(path, device=device)
 
 
 def bootstrap(records: list, seed: int) -> list:

@@ -280,10 +280,10 @@ SHIPPED_REWARD_MODEL = "tiny-rm"
 on the shipped simulated labels with `RewardConfig.tiny` (``rlhf-lab reward`` rebuilds it)."""
 
 
-def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel:
-    """Load a reward model by name: "tiny-rm" (shipped) or a folder written by `RewardModel.save_pretrained`
-    (notebook 03 saves one to runs/reward_model). A relative folder is looked up from the working
-    directory, then from the repository root."""
+def reward_model_path(name: str = SHIPPED_REWARD_MODEL) -> Path:
+    """The folder of a reward model by name: "tiny-rm" (shipped) or a folder written by `RewardModel.save_pretrained`
+    (notebook 03 saves one to runs/reward_model) or `RewardEnsemble.save_pretrained`. A relative folder is looked up
+    from the working directory, then from the repository root. Raises ModelLoadError, with what to do, if absent."""
     if name == SHIPPED_REWARD_MODEL:
         path = data_dir() / "models" / SHIPPED_REWARD_MODEL
         hint = "restore it with `git checkout data/models` or rebuild it with `rlhf-lab reward --out data/models/tiny-rm`"
@@ -296,6 +296,10 @@ def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardMo
     if not recover(path).is_dir():
         raise ModelLoadError(f"reward model {name!r} not found (no folder {path}); {hint}")
     LOADS.record(("reward_model", str(path)))
-    return RewardModel.from_pretrained(path, device=device)
+    return path
 
 
+def load_reward_model(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel:
+    """Load one reward model by name (`reward_model_path`); `rlhf_lab.reward.ensemble.load_reward` also reads an
+    ensemble's folder."""
+    return RewardModel.from_pretrained(reward_model_path(name), device=device)

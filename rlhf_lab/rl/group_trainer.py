@@ -37,7 +37,8 @@ class GroupConfig:
     model: str = "tiny"
     """The SFT model: the policy starts from it and the frozen reference is a copy of it."""
     reward_model: str = "tiny-rm"
-    """The reward model r_phi: "tiny-rm" (shipped), a folder, or "verifier" (notebook 09's checkable task: the
+    """The reward model r_phi: "tiny-rm" (shipped), a folder (one reward model, or an ensemble's:
+    notebook 10), or "verifier" (notebook 09's checkable task: the
     specification's 0/1 verdict, `rlhf_lab.world.specs.SpecReward`)."""
     iterations: int = 20
     """Iterations: each samples ``batch_size`` episodes and updates the policy on them."""

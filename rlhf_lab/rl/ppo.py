@@ -231,8 +231,9 @@ class PPOConfig:
     model: str = "tiny"
     """The SFT model: the policy starts from it and the frozen reference pi_ref is a copy of it."""
     reward_model: str = "tiny-rm"
-    """The reward model r_phi: "tiny-rm" (shipped, trained on the shipped labels), a folder, or "verifier" (notebook
-    09's checkable task: the specification's 0/1 verdict, `rlhf_lab.world.specs.SpecReward`)."""
+    """The reward model r_phi: "tiny-rm" (shipped, trained on the shipped labels), a folder (one reward model, or an
+    ensemble's: notebook 10), or "verifier" (notebook 09's checkable task: the specification's 0/1 verdict,
+    `rlhf_lab.world.specs.SpecReward`)."""
     iterations: int = 20
     """PPO iterations: each samples ``batch_size`` episodes and updates the policy on them."""
     batch_size: int = 64

@@ -35,7 +35,7 @@ from rlhf_lab.config import adamw, bf16_autocast, get_device, set_seed
 from rlhf_lab.utils.progress import DeviceScalars, progress_bar
 from rlhf_lab.lm.generation import sample
 from rlhf_lab.lm.models import freeze, load_model
-from rlhf_lab.reward.model import load_reward_model
+from rlhf_lab.reward.ensemble import load_reward
 from rlhf_lab.rl.checkpoints import (checkpoint_note, load_value_function, read_checkpoint, read_policy,
                                      write_checkpoint)
 from rlhf_lab.rl.ppo import kl_estimate
@@ -79,7 +79,7 @@ class RLTrainer:
         self.reference = freeze(reference if reference is not None else load_model(cfg.model, device=self.device)[0])
         reward_fn = SpecReward() if reward_fn is None and cfg.reward_model == "verifier" else reward_fn   # notebook 09
         if reward_fn is None:
-            rm = reward_model or load_reward_model(cfg.reward_model, device=self.device)
+            rm = reward_model or load_reward(cfg.reward_model, device=self.device)
             rm.eval().requires_grad_(False)
             reward_fn = lambda p, c: rm.score(p, c, batch_size=len(p))   # noqa: E731 (one batched forward)
             reward_model = rm

@@ -103,3 +103,59 @@ def test_the_verbose_labeler_agrees_with_gold_as_people_do():
     verbose, gold = agreement_with_gold(VERBOSE, tasks), agreement_with_gold(PERSONAS["gold"], tasks)
     assert 0.70 < verbose < 0.80 < gold
     assert agreement_with_gold(PERSONAS["gold"], tasks, temperature=0) == 1.0        # gold, noiseless: itself
+
+
+def test_the_verbose_persona_is_gold_plus_half_a_point_per_ten_words():
+    from rlhf_lab.labels.labelers import VERBOSE, SimulatedLabeler, features
+    from rlhf_lab.labels.preferences import LabelTask
+    from rlhf_lab.world.reviews import ReviewWorld
+
+    prompt = ReviewWorld(0).prompts(1, kind="instruction", split="train")[0]
+    texts = (" It is brilliant.", " It is brilliant. I saw it at the cinema with my partner, who liked it too.")
+    task = LabelTask(prompt, texts, (0.0, 0.0), "tiny")
+    u = SimulatedLabeler(VERBOSE).utilities(task)
+    for text, got in zip(texts, u):
+        assert got == pytest.approx(features(prompt, text)["gold"] + 0.5 * len(text.split()) / 10)
+
+
+def test_another_labeler_ranks_the_very_completions_of_the_records():
+    from rlhf_lab.labels.labelers import VERBOSE, SimulatedLabeler, label_tasks, tasks_from_records
+    from rlhf_lab.world.reviews import ReviewWorld
+
+    records = load_preferences(labeler="sim-gold")[:20]
+    prompts = ReviewWorld(0).prompts(512, kind="mixed", split="train")
+    tasks = tasks_from_records(records, prompts)
+    assert [t.completions for t in tasks] == [tuple(r.completions) for r in records]
+    assert [g for t in tasks for g in t.gold] == pytest.approx([g for r in records for g in r.gold], abs=1e-5)
+    relabelled = label_tasks(tasks, [SimulatedLabeler(VERBOSE)])
+    assert {r.labeler for r in relabelled} == {"sim-verbose"} and len(relabelled) == 20
+    with pytest.raises(ValueError, match="1 record.* not among the 511 prompts given"):
+        tasks_from_records(records, [p for p in prompts if p.text != records[0].prompt])
+
+
+def test_the_command_saves_an_ensemble_that_trainers_and_trl_read_by_folder(tmp_path, monkeypatch):
+    from rlhf_lab import interop
+    from rlhf_lab.cli.main import main
+    from rlhf_lab.labels.store import PreferenceStore
+    from rlhf_lab.reward.ensemble import load_reward
+    from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
+    from rlhf_lab.world.reviews import ReviewWorld
+
+    labels = tmp_path / "few.jsonl"
+    PreferenceStore(labels).extend(load_preferences(labeler="sim-gold")[:24])
+    out = tmp_path / "ens"
+    assert main(["reward-ensemble", "--labels", str(labels), "--members", "2", "--epochs", "1", "--objective",
+                 "mean_minus_std", "--lam", "0.5", "--out", str(out), "--device", "cpu"]) == 0
+    meta = json.loads((out / "ensemble.json").read_text())
+    assert meta["command"].startswith("rlhf-lab reward-ensemble") and meta["bootstrap"] is True
+    assert len(meta["val_accuracy"]) == 2 and meta["reward_config"]["epochs"] == 1
+    ens = load_reward(str(out))
+    assert isinstance(ens, RewardEnsemble) and (len(ens.members), ens.objective, ens.lam) == (2, "mean_minus_std", 0.5)
+    assert isinstance(load_reward("tiny-rm"), RewardModel)
+    cfg = replace(GroupConfig.tiny("grpo"), iterations=1, batch_size=4, mini_batch_size=4, num_iterations=1,
+                  max_new_tokens=4, reward_model=str(out), device="cpu")
+    trainer = GroupTrainer(cfg, ReviewWorld(0).prompts(4, kind="mixed", split="train"))
+    assert isinstance(trainer._reward_model, RewardEnsemble)
+    monkeypatch.setenv("RLHF_LAB_REWARD_MODEL", str(out))
+    monkeypatch.setattr(interop, "_REWARD_MODELS", {})
+    assert interop.kit_reward_model(*PAIRS) == pytest.approx(ens.score(*PAIRS).tolist(), abs=1e-5)
