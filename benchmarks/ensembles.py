@@ -22,7 +22,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 
 from benchmarks import parse_seeds, seeds_parser, table_meta
 from rlhf_lab import course
@@ -30,7 +29,7 @@ from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import evaluate_policy, pairwise_accuracy, sample_n
 from rlhf_lab.labels.preferences import load_preferences, split_by_prompt
 from rlhf_lab.lm.models import load_model
-from rlhf_lab.reward.ensemble import OBJECTIVES, RewardEnsemble, train_ensemble
+from rlhf_lab.reward.ensemble import OBJECTIVES, RewardEnsemble, disagreement, shared_error, train_ensemble
 from rlhf_lab.reward.train import RewardConfig, as_groups
 from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.utils.artefacts import write_json
@@ -41,20 +40,6 @@ MEMBERS = 4
 LAM = 1.0
 EVERY = 10
 OUT = Path(__file__).resolve().parents[1] / "data" / "ensembles.json"
-
-
-def shared_error(scores: torch.Tensor, gold: torch.Tensor) -> float:
-    """The mean correlation, over pairs of members, of their errors against gold: each member's scores minus their
-    least-squares fit on gold (what of the score gold does not explain). 1: every member errs alike."""
-    x = torch.stack([gold, torch.ones_like(gold)], 1)
-    errors = []
-    for s in scores:
-        coef = torch.linalg.lstsq(x, s[:, None]).solution
-        errors.append(s - (x @ coef)[:, 0])
-    e = torch.stack(errors)
-    c = torch.corrcoef(e)
-    n = len(e)
-    return ((c.sum() - n) / (n * (n - 1))).item() if n > 1 else float("nan")
 
 
 def main(argv=None) -> dict:
@@ -81,7 +66,7 @@ def main(argv=None) -> dict:
     flat_c = [c for row in pool["completions"] for c in row]
     member_scores = ensemble.member_scores(flat_p, flat_c)
     table = {"members": {"val_accuracy": accuracy,
-                         "disagreement_sft": member_scores.std(0, correction=0).mean().item(),
+                         "disagreement_sft": disagreement(member_scores),
                          "shared_error": shared_error(member_scores, pool["gold"].flatten().float())},
              "runs": []}
     stops = sorted({*range(EVERY, (2 if smoke else 40) + 1, EVERY), 2 if smoke else 40})
@@ -99,7 +84,7 @@ def main(argv=None) -> dict:
                                     max_new_tokens=gcfg.max_new_tokens, temperature=gcfg.temperature)
                 samples = ensemble.member_scores([p.text for p in test_prompts], e["completions"])
                 path.append({"iteration": stop, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"],
-                             "length": e["length"], "disagreement": samples.std(0, correction=0).mean().item()})
+                             "length": e["length"], "disagreement": disagreement(samples)})
             table["runs"].append({"objective": objective, "seed": seed, "path": path,
                                   "seconds": round(time.perf_counter() - t, 1)})
             last = path[-1]

@@ -11,11 +11,14 @@ iterations of 32 episodes, 96 new tokens, the reward model's own score of an unf
 
 * ``gold_rm``: the reward model of the gold labeler's rankings;
 * ``verbose_rm``: the reward model of the verbose labeler's rankings;
-* ``verbose_rm_penalty``: the same minus ALPHA per token of the response (a length penalty).
+* ``verbose_rm_penalty``: the same minus ALPHA per token of the response (a length penalty, guessed);
+* ``verbose_rm_matched``: the same minus the verbose reward model's own slope per token, measured before any RL
+  (least squares of its score on response tokens over the SFT model's held-out samples): the penalty that makes
+  length worth nothing to it on the SFT model's samples.
 
 Every policy is read on the same 128 held-out prompts: gold, its reward model's score, length, KL, each sample
 kept, and the gold (and each reward model's proxy, over the runs that optimised it) with length regressed out
-(`evaluation.length_controlled`: one least-squares line on the pooled held-out samples). Beside it: how
+(`evaluation.length_controlled`: each run's mean at the pooled mean length, on a slope fitted within runs). Beside it: how
 much of each reward model's score length explains (the correlation on the SFT model's held-out samples), and the
 score of the same reviews padded with neutral sentences. Writes ``--out`` (default data/length_bias.json).
 """
@@ -42,6 +45,7 @@ from rlhf_lab.world.reviews import ReviewWorld, judge_many
 SEEDS = [0, 1, 2]
 BUDGET = 96                    # new tokens: room to lengthen (the context is 128)
 ALPHA = 0.02                   # the length penalty per response token
+ARMS = ("gold_rm", "verbose_rm", "verbose_rm_penalty", "verbose_rm_matched")
 PADDING = (" I saw it at the cinema with my partner.", " It is a thriller about a night shift at a hospital.")
 OUT = Path(__file__).resolve().parents[1] / "data" / "length_bias.json"
 
@@ -71,9 +75,14 @@ def main(argv=None) -> dict:
     pool = sample_n(reference, tok, test_prompts, n=4, max_new_tokens=BUDGET, seed=1)
     lengths = torch.tensor([[len(c.split()) for c in row] for row in pool["completions"]], dtype=torch.float)
     explains, padding = {}, {}
+    n_tokens = torch.tensor([[len(tok(c, add_special_tokens=False)["input_ids"]) for c in row]
+                             for row in pool["completions"]], dtype=torch.float).flatten()
     for name, rm in rms.items():
         s = score_samples(rm.score, test_prompts, pool["completions"])
         explains[name] = correlation(lengths.flatten(), s.flatten())
+        if name == "verbose_rm":   # its score's least-squares slope on response tokens: the matched penalty
+            dn = n_tokens - n_tokens.mean()
+            alpha_matched = ((s.flatten() - s.mean()) * dn).sum().item() / (dn ** 2).sum().item()
         plain = [row[0] for row in pool["completions"]]
         texts = [p.text for p in test_prompts]
         padded = [c.rstrip() + "".join(PADDING) for c in plain]
@@ -83,11 +92,12 @@ def main(argv=None) -> dict:
     padding["gold"] = (torch.tensor([g.gold for g in judge_many(test_prompts, padded)])
                        - torch.tensor([g.gold for g in judge_many(test_prompts, plain)])).mean().item()
 
-    table = {"agreement_with_gold": agreement, "length_explains": explains, "padding_gain": padding, "runs": []}
+    table = {"agreement_with_gold": agreement, "length_explains": explains, "padding_gain": padding,
+             "alpha_matched": alpha_matched, "runs": []}
     for seed in args.seeds:
-        for name in ("gold_rm", "verbose_rm", "verbose_rm_penalty"):
+        for name in ARMS:
             rm = rms["verbose_rm" if name.startswith("verbose") else "gold_rm"]
-            alpha = ALPHA if name.endswith("penalty") else 0.0
+            alpha = {"verbose_rm_penalty": ALPHA, "verbose_rm_matched": alpha_matched}.get(name, 0.0)
 
             def reward(prompts, completions, rm=rm, alpha=alpha):
                 n_tokens = torch.tensor([len(tok(c, add_special_tokens=False)["input_ids"]) for c in completions])

@@ -30,14 +30,13 @@ from pathlib import Path
 import torch
 
 from benchmarks import parse_seeds, seeds_parser, table_meta
-from benchmarks.ensembles import shared_error
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
 from rlhf_lab.evaluation import calibration, correlation, evaluate_policy, pairwise_accuracy, sample_n, score_samples
 from rlhf_lab.labels.labelers import VERBOSE, SimulatedLabeler, label_tasks, tasks_from_records
 from rlhf_lab.labels.preferences import load_preferences, split_by_prompt
 from rlhf_lab.lm.models import load_model
-from rlhf_lab.reward.ensemble import bootstrap
+from rlhf_lab.reward.ensemble import bootstrap, error_variance_kept, shared_error
 from rlhf_lab.reward.train import RewardConfig, train_reward_model
 from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.utils.artefacts import write_json
@@ -117,10 +116,7 @@ def main(argv=None) -> dict:
         print(f"{name:12s} " + " ".join(f"{k} {v:.3f}" for k, v in table["reward_models"][name].items()), flush=True)
     if member_scores:
         m = torch.stack(member_scores)
-        x = torch.stack([gold.flatten(), torch.ones(gold.numel())], 1)
-        errors = torch.stack([s - x @ torch.linalg.lstsq(x, s[:, None]).solution[:, 0] for s in m])
-        table["members"] = {"shared_error": shared_error(m, gold.flatten()),
-                            "mean_error_var_ratio": (errors.mean(0).var() / errors.var(1).mean()).item()}
+        table["members"] = {"shared_error": shared_error(m, gold), "error_variance_kept": error_variance_kept(m, gold)}
 
     stops = (2,) if smoke else STOPS
     for seed in args.seeds:

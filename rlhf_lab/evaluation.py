@@ -278,6 +278,18 @@ def load_frontier(path=None) -> dict:
     return table
 
 
+def load_table(name: str, keys: tuple[str, ...] = ("runs", "meta")) -> dict:
+    """A committed measurement table, data/<name>.json (notebook 10 reads length_bias, ensembles, rm_properties),
+    checked for ``keys``; the error says how to rebuild it: ``python -m benchmarks.<name>``."""
+    path = data_dir() / f"{name}.json"
+    hint = f"Rebuild it with `python -m benchmarks.{name}` (its docstring says how long that takes)."
+    table = read_json(path, what=f"{name} table", hint=hint)
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise ArtefactError(f"{path} has no {', '.join(missing)} field: it is not the {name} table. {hint}")
+    return table
+
+
 def mean_se(xs) -> tuple[float, float]:
     """Mean and standard error of the mean (nan for a single value)."""
     x = torch.tensor([float(v) for v in xs], dtype=torch.float64)
@@ -306,19 +318,22 @@ def gold_at_kl(path: list[dict], kl: float, start: dict | None = None, key: str 
 
 
 def length_controlled(values, lengths, groups) -> dict:
-    """Each group's mean of ``values`` with length regressed out, as length-controlled win rates do (Dubois et al.
-    2024): one least-squares line value = a + b * length over every sample pooled, then per group the mean residual
-    plus the pooled mean, i.e. the group's mean value at the pooled mean length. Returns {"slope": b, group: value}."""
+    """Each group's mean of ``values`` at the pooled mean length, as length-controlled win rates do (Dubois et al.
+    2024): one least-squares slope b of value on length *within* the groups (each group keeps its own level, so a
+    group that is both longer and worse does not lend its gap to the slope), then per group
+    mean value + b * (pooled mean length - the group's mean length). Returns {"slope": b, group: value}."""
     v, n = torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(lengths, dtype=torch.float64)
     if not len(v) == len(n) == len(groups) or len(v) < 2:
         raise ValueError(f"values, lengths and groups must have one entry per sample (at least 2): got {len(v)}, "
                          f"{len(n)} and {len(groups)}")
-    if n.std() == 0:
-        raise ValueError("every sample has the same length: length cannot be regressed out")
-    slope = ((v - v.mean()) * (n - n.mean())).sum() / ((n - n.mean()) ** 2).sum()
-    residual = v - v.mean() - slope * (n - n.mean())
+    masks = {g: torch.tensor([x == g for x in groups]) for g in dict.fromkeys(groups)}
+    dv, dn = v.clone(), n.clone()
+    for mask in masks.values():
+        dv[mask], dn[mask] = v[mask] - v[mask].mean(), n[mask] - n[mask].mean()
+    if (dn ** 2).sum() == 0:
+        raise ValueError("every sample has its group's mean length: length cannot be regressed out within groups")
+    slope = (dv * dn).sum() / (dn ** 2).sum()
     out = {"slope": slope.item()}
-    for g in dict.fromkeys(groups):
-        mask = torch.tensor([x == g for x in groups])
-        out[g] = (v.mean() + residual[mask].mean()).item()
+    for g, mask in masks.items():
+        out[g] = (v[mask].mean() + slope * (n.mean() - n[mask].mean())).item()
     return out

@@ -8,7 +8,7 @@ answer against it, for every exercise the notebooks ask.
 """
 import importlib
 
-MODULES = ("nb00", "nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07", "nb08", "nb09", "bugs")
+MODULES = ("nb00", "nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07", "nb08", "nb09", "nb10", "bugs")
 
 
 def collect() -> tuple[dict, dict]:

@@ -1,5 +1,6 @@
 """The benchmark suite in quick mode: it runs on the CPU and its JSON has every field."""
 import json
+import math
 
 import pytest
 
@@ -134,8 +135,8 @@ def test_length_bias_smoke_writes_its_table(tmp_path):
     out = tmp_path / "length.json"
     table = length_main(["--smoke", "--out", str(out)])
     assert json.loads(out.read_text())["meta"]["budget"] == 96
-    assert {r["name"] for r in table["runs"]} == {"gold_rm", "verbose_rm", "verbose_rm_penalty"}
-    assert set(table["padding_gain"]) == {"gold_rm", "verbose_rm", "gold"}
+    assert {r["name"] for r in table["runs"]} == {"gold_rm", "verbose_rm", "verbose_rm_penalty", "verbose_rm_matched"}
+    assert set(table["padding_gain"]) == {"gold_rm", "verbose_rm", "gold"} and math.isfinite(table["alpha_matched"])
     assert 0.5 < table["agreement_with_gold"]["verbose"] < table["agreement_with_gold"]["gold"] <= 1
 
 
@@ -148,3 +149,32 @@ def test_ensembles_smoke_writes_its_table(tmp_path):
     assert {r["objective"] for r in table["runs"]} == {"single", *OBJECTIVES}
     assert len(table["members"]["val_accuracy"]) == 2 and table["members"]["disagreement_sft"] > 0
     assert all(r["path"][-1]["iteration"] == 2 for r in table["runs"])
+
+
+def test_rm_properties_smoke_writes_its_table(tmp_path):
+    """Notebook 10's question: which property of a reward model predicts its policy's gold."""
+    from benchmarks.rm_properties import PROPERTIES, main as properties_main
+
+    table = properties_main(["--smoke", "--out", str(tmp_path / "p.json")])
+    assert set(table["reward_models"]) == {"all", "verbose"}
+    assert all(set(PROPERTIES) <= set(rm) and 0 <= rm["ece"] <= 1 for rm in table["reward_models"].values())
+    assert [(r["reward_model"], r["path"][-1]["iteration"]) for r in table["runs"]] == [("all", 2), ("verbose", 2)]
+
+
+def test_notebook_10s_committed_tables_are_three_seeds_of_every_arm():
+    """Notebook 10 reads data/length_bias.json, data/ensembles.json and data/rm_properties.json, all on the
+    cpu chain: every arm, objective and reward model at seeds 0, 1, 2, on one budget each."""
+    from benchmarks.length_bias import ARMS
+    from rlhf_lab.config import data_dir
+    from rlhf_lab.reward.ensemble import OBJECTIVES
+
+    length, ens, props = (json.loads((data_dir() / f"{name}.json").read_text())
+                          for name in ("length_bias", "ensembles", "rm_properties"))
+    assert sorted((r["name"], r["seed"]) for r in length["runs"]) == sorted((a, s) for a in ARMS for s in (0, 1, 2))
+    assert {len(r["samples"]["gold"]) for r in length["runs"]} == {length["meta"]["test_prompts"]} == {128}
+    assert sorted((r["objective"], r["seed"]) for r in ens["runs"]) == sorted(
+        (o, s) for o in ("single", *OBJECTIVES) for s in (0, 1, 2))
+    assert {r["path"][-1]["iteration"] for r in ens["runs"]} == {40} and ens["meta"]["members"] == 4
+    assert len(props["reward_models"]) == 11 and props["meta"]["stops"] == [20, 40]
+    assert sorted((r["reward_model"], r["seed"]) for r in props["runs"]) == sorted(
+        (n, s) for n in props["reward_models"] for s in (0, 1, 2))

@@ -193,13 +193,30 @@ def test_length_controlled_means_remove_a_linear_length_effect():
     lengths = [5, 6, 7, 15, 16, 17]
     values = [0.1 * n for n in lengths]
     out = length_controlled(values, lengths, ["short"] * 3 + ["long"] * 3)
-    assert out["slope"] == pytest.approx(0.1) and out["short"] == pytest.approx(out["long"])
+    assert out["slope"] == pytest.approx(0.1) and out["short"] == pytest.approx(out["long"]) == pytest.approx(1.1)
     raw_gap = sum(values[3:]) / 3 - sum(values[:3]) / 3
     assert raw_gap == pytest.approx(1.0)                                   # the raw means differ by the length alone
+    # a real quality gap of 0.5 survives whole: the slope comes from within the groups
     shifted = length_controlled([x + (0.5 if i >= 3 else 0) for i, x in enumerate(values)], lengths,
                                 ["short"] * 3 + ["long"] * 3)
-    assert shifted["long"] - shifted["short"] > 0                           # a real quality gap survives (shrunk
-    with pytest.raises(ValueError, match="same length"):                    # by the pooled slope's share of it)
-        length_controlled([1.0, 2.0], [3, 3], ["a", "b"])
+    assert shifted["slope"] == pytest.approx(0.1) and shifted["long"] - shifted["short"] == pytest.approx(0.5)
+    # a longer and worse group with no length effect inside either: nothing to remove (a pooled line would see -0.05)
+    flat = length_controlled([1.0, 1.0, 0.5, 0.5], [5, 7, 15, 17], ["a", "a", "b", "b"])
+    assert flat == pytest.approx({"slope": 0.0, "a": 1.0, "b": 0.5})
+    with pytest.raises(ValueError, match="within groups"):
+        length_controlled([1.0, 2.0], [3, 4], ["a", "b"])
     with pytest.raises(ValueError, match="one entry per sample"):
         length_controlled([1.0], [3, 4], ["a", "b"])
+
+
+def test_a_committed_table_is_read_or_the_error_says_how_to_rebuild_it(tmp_path, monkeypatch):
+    from rlhf_lab.evaluation import load_table
+    from rlhf_lab.utils.artefacts import ArtefactError
+
+    assert {"runs", "meta"} <= set(load_table("ensembles"))
+    monkeypatch.setattr("rlhf_lab.evaluation.data_dir", lambda: tmp_path)
+    with pytest.raises(ArtefactError, match="python -m benchmarks.length_bias"):
+        load_table("length_bias")
+    (tmp_path / "length_bias.json").write_text('{"runs": []}')
+    with pytest.raises(ArtefactError, match="no meta field.*python -m benchmarks.length_bias"):
+        load_table("length_bias")

@@ -1,4 +1,4 @@
-"""The gpu course, chain included, top to bottom on the CPU at smoke sizes (notebooks 00-09).
+"""The gpu course, chain included, top to bottom on the CPU at smoke sizes (notebooks 00-10).
 
 ``RLHF_LAB_PROFILE=gpu RLHF_LAB_SMOKE=1`` with the hub-shaped GPT-2 of tests/hub_gpt2.py as the
 chain's base (``RLHF_LAB_BASE``): notebook 00 fine-tunes it into the chain's SFT model, 02 makes its
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0[0-9]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[01][0-9]_*.ipynb"))
 
 # What each notebook must show besides its loads: a Python expression evaluated after its last cell.
 EXTRA = {
@@ -49,7 +49,7 @@ def test_the_gpu_course_runs_on_its_own_chain(hub_gpt2, tmp_path, monkeypatch):
                        "RLHF_LAB_RUNS": str(runs), "MPLBACKEND": "Agg"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RLHF_LAB_MODEL", raising=False)
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"0{i}" for i in range(10)]
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(11)]
     first = nbformat.read(NOTEBOOKS[0], as_version=4)
     client = NotebookClient(first, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS[0].parent)}})

@@ -104,3 +104,11 @@ def broken_title_check(title: str, text: str) -> bool:
 def broken_pass_at_k(n: int, c: int, k: int) -> float:
     """pass@k of a prompt from n samples of which c passed. BUG 09.5."""
     return 1 - (1 - c / n) ** k
+
+
+# ---- notebook 10: a conservative reward -------------------------------------------------------
+
+def broken_mean_minus_std(scores: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    """The ensemble's mean minus ``lam`` times its spread, one reward per completion of ``scores`` (N members,
+    B completions). BUG 10.4."""
+    return scores.mean(0) - lam * scores.std()

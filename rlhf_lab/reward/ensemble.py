@@ -101,6 +101,35 @@ class RewardEnsemble(nn.Module):
         return cls(members, objective or meta.get("objective", "mean"), meta.get("lam", 1.0) if lam is None else lam)
 
 
+def disagreement(member_scores: torch.Tensor) -> float:
+    """How much the members disagree: the std of their scores of each completion (population form), averaged over
+    the completions of ``member_scores`` (N, B)."""
+    return member_scores.std(0, correction=0).mean().item()
+
+
+def errors_against(member_scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """(N, B): each member's error against gold: its scores minus their least-squares line on gold (what of its
+    score gold does not explain, whatever its scale)."""
+    gold = torch.as_tensor(gold, dtype=member_scores.dtype).flatten()
+    x = torch.stack([gold, torch.ones_like(gold)], 1)
+    return torch.stack([s - x @ torch.linalg.lstsq(x, s[:, None]).solution[:, 0] for s in member_scores])
+
+
+def shared_error(member_scores: torch.Tensor, gold: torch.Tensor) -> float:
+    """The mean correlation, over pairs of members, of their errors against gold (`errors_against`): 0 when each
+    errs on its own, 1 when every member errs alike and no combination of them can see it."""
+    e = errors_against(member_scores, gold)
+    n = len(e)
+    return ((torch.corrcoef(e).sum() - n) / (n * (n - 1))).item() if n > 1 else float("nan")
+
+
+def error_variance_kept(member_scores: torch.Tensor, gold: torch.Tensor) -> float:
+    """The variance of the members' mean error over the members' mean error variance: what averaging leaves of
+    one member's error (1 / N for independent errors, 1 for identical ones)."""
+    e = errors_against(member_scores, gold)
+    return (e.mean(0).var() / e.var(1).mean()).item()
+
+
 def load_reward(name: str = SHIPPED_REWARD_MODEL, device=None) -> RewardModel | RewardEnsemble:
     """A reward model or an ensemble by name ("tiny-rm" or a folder, `reward.model.reward_model_path`): a folder
     with an ``ensemble.json`` is read as a `RewardEnsemble`, any other as one `RewardModel`. What the trainers'

@@ -159,3 +159,21 @@ def test_the_command_saves_an_ensemble_that_trainers_and_trl_read_by_folder(tmp_
     monkeypatch.setenv("RLHF_LAB_REWARD_MODEL", str(out))
     monkeypatch.setattr(interop, "_REWARD_MODELS", {})
     assert interop.kit_reward_model(*PAIRS) == pytest.approx(ens.score(*PAIRS).tolist(), abs=1e-5)
+
+
+def test_shared_error_and_what_averaging_keeps_of_it():
+    from rlhf_lab.reward.ensemble import disagreement, error_variance_kept, shared_error
+
+    g = torch.Generator().manual_seed(0)
+    gold = torch.randn(4000, generator=g)
+    common = torch.randn(4000, generator=g)
+    alike = torch.stack([2 * gold + common, gold + 0.5 * common - 3])              # one error, two scales
+    assert shared_error(alike, gold) == pytest.approx(1.0)
+    same = torch.stack([gold + common, 3 * gold + common - 1])                     # one error, one scale
+    assert error_variance_kept(same, gold) == pytest.approx(1.0)
+    apart = torch.stack([gold + torch.randn(4000, generator=g) for _ in range(4)])   # independent errors
+    assert abs(shared_error(apart, gold)) < 0.05 and error_variance_kept(apart, gold) == pytest.approx(0.25, abs=0.02)
+    half = torch.stack([gold + common + torch.randn(4000, generator=g) for _ in range(4)])   # rho = 1/2
+    assert shared_error(half, gold) == pytest.approx(0.5, abs=0.05)
+    assert error_variance_kept(half, gold) == pytest.approx(0.5 + 0.5 / 4, abs=0.03)
+    assert disagreement(SCORES) == pytest.approx(((2 / 3) ** 0.5 + 2 ** 0.5) / 2)
