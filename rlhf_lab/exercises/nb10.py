@@ -113,7 +113,10 @@ def _penalty_bug_exercise(answer) -> tuple[bool, str]:
     if not callable(answer):
         return False, "answer with your fixed function mean_minus_std(scores, lam)"
     scores = _ensemble_cases()[0]
-    got = torch.as_tensor(answer(scores.clone(), 1.0), dtype=torch.float64).flatten()
+    got = answer(scores.clone(), 1.0)
+    if got is None:
+        return False, "it returned None; return one reward per completion"
+    got = torch.as_tensor(got, dtype=torch.float64).flatten()
     if got.shape == (scores.shape[1],) and torch.allclose(got - scores.mean(0), (got - scores.mean(0))[0].expand_as(got)):
         return False, ("its penalty is the same number for every completion: a constant that no group-normalised "
                        "advantage can see")
