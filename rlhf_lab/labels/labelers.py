@@ -79,7 +79,8 @@ people (72.6 +- 1.5% between training labelers, Ouyang et al. 2022, section 5.1)
 
 def agreement_with_gold(persona: Persona, tasks: list[LabelTask], temperature: float | None = None) -> float:
     """The expected share of pairs a labeler of ``persona`` orders as the gold judge does: the mean over every pair
-    (i, j) of every task with gold_i > gold_j of Bradley-Terry's P(i > j) = sigmoid((u_i - u_j) / T)."""
+    (i, j) of every task with gold_i > gold_j of Bradley-Terry's P(i > j) = sigmoid((u_i - u_j) / T); nan when no
+    pair's gold differs (a smoke-size model's samples can all score alike)."""
     T = persona.temperature if temperature is None else temperature
     total, n = 0.0, 0
     for task in tasks:
@@ -92,9 +93,7 @@ def agreement_with_gold(persona: Persona, tasks: list[LabelTask], temperature: f
                     d = u[i] - u[j]
                     total += (1 / (1 + math.exp(-d / T))) if T > 0 else float(d > 0) + 0.5 * float(d == 0)
                     n += 1
-    if n == 0:
-        raise ValueError("no pair of completions with different gold scores in these tasks")
-    return total / n
+    return total / n if n else float("nan")   # no pair whose gold differs: nothing to agree or disagree on
 
 
 def features(prompt, completion: str) -> dict[str, float]:

@@ -177,3 +177,15 @@ def test_shared_error_and_what_averaging_keeps_of_it():
     assert shared_error(half, gold) == pytest.approx(0.5, abs=0.05)
     assert error_variance_kept(half, gold) == pytest.approx(0.5 + 0.5 / 4, abs=0.03)
     assert disagreement(SCORES) == pytest.approx(((2 / 3) ** 0.5 + 2 ** 0.5) / 2)
+
+
+def test_agreement_is_nan_when_no_pair_of_completions_differs_on_gold():
+    import math
+
+    from rlhf_lab.labels.labelers import VERBOSE, agreement_with_gold
+    from rlhf_lab.labels.preferences import LabelTask
+    from rlhf_lab.world.reviews import ReviewWorld
+
+    prompt = ReviewWorld(0).prompts(1, kind="instruction", split="train")[0]
+    same = LabelTask(prompt, (" The.", " The."), (0.0, 0.0), "tiny")
+    assert math.isnan(agreement_with_gold(VERBOSE, [same])) and math.isnan(agreement_with_gold(VERBOSE, []))
