@@ -42,6 +42,22 @@ EVERY = 10
 OUT = Path(__file__).resolve().parents[1] / "data" / "ensembles.json"
 
 
+def grpo_checkpoints(rm, seed: int, stops, train_prompts, test_prompts, reference, tok, extra=None) -> list[dict]:
+    """The tables' GRPO run (notebook 08's preset, beta = 0.01) against ``rm``, read on ``test_prompts`` at each
+    iteration of ``stops``: gold, the optimised reward, KL, length, and ``extra(evaluation)``'s fields."""
+    cfg = replace(GroupConfig.tiny("grpo"), beta=0.01, iterations=stops[-1], seed=seed, device="cpu")
+    set_seed(seed)
+    trainer = GroupTrainer(cfg, train_prompts, reference=reference, reward_model=rm)
+    path = []
+    for stop in stops:
+        trainer.train(iterations=stop, progress=False)
+        e = evaluate_policy(trainer.policy, reference, tok, test_prompts, reward_fn=rm.score,
+                            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+        path.append({"iteration": stop, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"], "length": e["length"],
+                     **(extra(e) if extra else {})})
+    return path
+
+
 def main(argv=None) -> dict:
     args = parse_seeds(seeds_parser(__doc__.splitlines()[0], SEEDS, OUT, "seed 0, 2 members, 2 iterations, 8 prompts"), argv)
     smoke = args.smoke
@@ -73,18 +89,10 @@ def main(argv=None) -> dict:
     for seed in args.seeds:
         for objective in ("single", *OBJECTIVES):
             rm = RewardEnsemble([ensemble.members[0]]) if objective == "single" else ensemble.with_objective(objective, LAM)
-            gcfg = replace(GroupConfig.tiny("grpo"), beta=0.01, iterations=2 if smoke else 40, seed=seed, device="cpu")
-            set_seed(seed)
             t = time.perf_counter()
-            trainer = GroupTrainer(gcfg, train_prompts, reference=reference, reward_model=rm)
-            path = []
-            for stop in stops:
-                trainer.train(iterations=stop, progress=False)
-                e = evaluate_policy(trainer.policy, reference, tok, test_prompts, reward_fn=rm.score,
-                                    max_new_tokens=gcfg.max_new_tokens, temperature=gcfg.temperature)
-                samples = ensemble.member_scores([p.text for p in test_prompts], e["completions"])
-                path.append({"iteration": stop, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"],
-                             "length": e["length"], "disagreement": disagreement(samples)})
+            path = grpo_checkpoints(rm, seed, stops, train_prompts, test_prompts, reference, tok,
+                                    extra=lambda e: {"disagreement": disagreement(
+                                        ensemble.member_scores([p.text for p in test_prompts], e["completions"]))})
             table["runs"].append({"objective": objective, "seed": seed, "path": path,
                                   "seconds": round(time.perf_counter() - t, 1)})
             last = path[-1]

@@ -30,15 +30,15 @@ from pathlib import Path
 import torch
 
 from benchmarks import parse_seeds, seeds_parser, table_meta
+from benchmarks.ensembles import grpo_checkpoints
 from rlhf_lab import course
 from rlhf_lab.config import get_profile, set_seed
-from rlhf_lab.evaluation import calibration, correlation, evaluate_policy, pairwise_accuracy, sample_n, score_samples
+from rlhf_lab.evaluation import calibration, correlation, pairwise_accuracy, sample_n, score_samples
 from rlhf_lab.labels.labelers import VERBOSE, SimulatedLabeler, label_tasks, tasks_from_records
 from rlhf_lab.labels.preferences import load_preferences, split_by_prompt
 from rlhf_lab.lm.models import load_model
 from rlhf_lab.reward.ensemble import bootstrap, error_variance_kept, shared_error
 from rlhf_lab.reward.train import RewardConfig, train_reward_model
-from rlhf_lab.rl.group_trainer import GroupConfig, GroupTrainer
 from rlhf_lab.utils.artefacts import write_json
 from rlhf_lab.world.reviews import ReviewWorld
 
@@ -121,17 +121,8 @@ def main(argv=None) -> dict:
     stops = (2,) if smoke else STOPS
     for seed in args.seeds:
         for name, rm in rms.items():
-            gcfg = replace(GroupConfig.tiny("grpo"), beta=0.01, iterations=stops[-1], seed=seed, device="cpu")
-            set_seed(seed)
             t = time.perf_counter()
-            trainer = GroupTrainer(gcfg, train_prompts, reference=reference, reward_model=rm)
-            path = []
-            for stop in stops:
-                trainer.train(iterations=stop, progress=False)
-                e = evaluate_policy(trainer.policy, reference, tok, test_prompts, reward_fn=rm.score,
-                                    max_new_tokens=gcfg.max_new_tokens, temperature=gcfg.temperature)
-                path.append({"iteration": stop, "gold": e["gold"], "proxy": e["score"], "kl": e["kl"],
-                             "length": e["length"]})
+            path = grpo_checkpoints(rm, seed, stops, train_prompts, test_prompts, reference, tok)
             table["runs"].append({"reward_model": name, "seed": seed, "path": path,
                                   "seconds": round(time.perf_counter() - t, 1)})
             print(f"seed {seed} {name:12s} " + "  ".join(f"it {p['iteration']}: gold {p['gold']:+.3f} KL {p['kl']:5.2f} "
